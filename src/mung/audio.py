@@ -1,0 +1,132 @@
+"""The one audio front-end: any file soundfile decodes (wav, flac, ogg vorbis/opus, mp3), any
+sample rate and channel count → mono float32 at the requested rate (16 kHz by default).
+
+Long files can be streamed block by block with :func:`stream`, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from mung.errors import MungError
+
+SAMPLE_RATE = 16000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".oga", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds before decoding."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    path = Path(path)
+    if not path.exists():
+        raise MungError(f"{path}: file not found")
+    if path.is_dir():
+        raise MungError(f"{path}: is a directory, not an audio file")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise MungError(f"{path}: not a readable audio file ({exc})") from None
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Sample rate, channels and length of ``path`` without decoding it."""
+    with _open(path) as f:
+        return AudioInfo(Path(path), f.samplerate, f.channels, f.frames)
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    return block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
+
+
+def _check_finite(path: str | os.PathLike, wav: np.ndarray) -> np.ndarray:
+    if not np.isfinite(wav).all():
+        raise MungError(f"{path}: audio contains NaN or infinite samples")
+    return wav
+
+
+def load(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Decode ``path`` (optionally the span ``offset``..``offset+duration`` seconds) to mono
+    float32 at ``sample_rate``. Raises :class:`MungError` for missing, corrupt or empty files."""
+    with _open(path) as f:
+        if f.frames == 0:
+            raise MungError(f"{path}: audio file is empty (0 samples)")
+        start = int(round(offset * f.samplerate))
+        frames = -1 if duration is None else int(round(duration * f.samplerate))
+        try:
+            if start:
+                f.seek(start)
+            block = f.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise MungError(f"{path}: audio data is corrupt ({exc})") from None
+        src_rate = f.samplerate
+    wav = _mono(block)
+    if src_rate != sample_rate and wav.size:
+        wav = soxr.resample(wav, src_rate, sample_rate, quality="HQ").astype(np.float32)
+    return _check_finite(path, wav)
+
+
+def stream(
+    path: str | os.PathLike, block_seconds: float = 60.0, sample_rate: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """Yield consecutive mono float32 blocks at ``sample_rate`` (about ``block_seconds`` each);
+    concatenated they equal :func:`load` up to resampler edge effects."""
+    with _open(path) as f:
+        if f.frames == 0:
+            raise MungError(f"{path}: audio file is empty (0 samples)")
+        resampler = (
+            soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+            if f.samplerate != sample_rate
+            else None
+        )
+        size = max(1, int(block_seconds * f.samplerate))
+        while True:
+            try:
+                block = f.read(size, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise MungError(f"{path}: audio data is corrupt ({exc})") from None
+            last = len(block) < size
+            wav = _mono(block)
+            if resampler is not None:
+                wav = resampler.resample_chunk(wav, last=last)
+            if wav.size:
+                yield _check_finite(path, wav)
+            if last:
+                return
+
+
+def find_audio(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand directories into the audio files they hold (sorted); keep files as given."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise MungError(f"{p}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,8 @@
+"""`mung music` commands."""
+
+import click
+
+
+@click.group()
+def music() -> None:
+    """music commands."""

@@ -1,0 +1,8 @@
+"""`mung speaker` commands."""
+
+import click
+
+
+@click.group()
+def speaker() -> None:
+    """speaker commands."""

@@ -1,0 +1,115 @@
+"""Speaker encoders behind one small interface, and ``load_encoder(spec)`` to pick one by name.
+
+Specs: ``default`` / ``resemblyzer`` (the GE2E encoder whose weights ship in the ``resemblyzer``
+PyPI package) or ``resnetse34l:PATH`` (a checkpoint trained with ``mung speaker train`` or a
+published voxceleb_trainer checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from mung.audio import SAMPLE_RATE
+from mung.errors import MungError
+
+
+class SpeakerEncoder(Protocol):
+    """Turns spans of a 16 kHz waveform into L2-normalised speaker embeddings."""
+
+    name: str
+    dim: int
+
+    def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Embed ``spans`` (``[n, 2]`` start/end seconds into ``wav``) → ``[n, dim]``, unit norm."""
+        ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def group_by_length(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of equal ``lengths`` (so windows stack without padding)."""
+    batches: list[np.ndarray] = []
+    for n in np.unique(lengths):
+        idx = np.flatnonzero(lengths == n)
+        batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
+    return batches
+
+
+class ResemblyzerEncoder:
+    """GE2E (3-layer LSTM, 40 mel, 256-d) from the ``resemblyzer`` package, batched.
+
+    The mel spectrogram of the whole input is computed once and sliced per span; each span is
+    loudness-normalised to -30 dBFS as resemblyzer's own preprocessing does per utterance.
+    """
+
+    name = "resemblyzer"
+    dim = 256
+    hop = 160
+    target_dbfs = -30.0
+
+    def __init__(self, device: str = "cpu", batch_size: int = 256) -> None:
+        from resemblyzer import VoiceEncoder
+
+        self.model = VoiceEncoder(device=device, verbose=False).eval()
+        self.device = device
+        self.batch_size = batch_size
+
+    def _mel(self, wav: np.ndarray) -> np.ndarray:
+        import librosa
+
+        mel = librosa.feature.melspectrogram(
+            y=wav, sr=SAMPLE_RATE, n_fft=400, hop_length=self.hop, n_mels=40
+        )
+        return mel.T.astype(np.float32)  # [frames, 40], power
+
+    def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+        if len(spans) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        mel = self._mel(wav)
+        first = np.clip((spans[:, 0] * SAMPLE_RATE / self.hop).round().astype(int), 0, len(mel) - 1)
+        last = np.clip((spans[:, 1] * SAMPLE_RATE / self.hop).round().astype(int), first + 1, len(mel))
+        out = np.zeros((len(spans), self.dim), np.float32)
+        target_power = 10 ** (self.target_dbfs / 10)
+        with torch.inference_mode():
+            for idx in group_by_length(last - first, self.batch_size):
+                batch = np.stack([mel[a:b] for a, b in zip(first[idx], last[idx])])
+                # mel power is proportional to signal power: scale each window to -30 dBFS.
+                s0 = (spans[idx, 0] * SAMPLE_RATE).astype(int)
+                s1 = np.maximum((spans[idx, 1] * SAMPLE_RATE).astype(int), s0 + 1)
+                power = np.array([np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1)])
+                batch *= (target_power / power)[:, None, None].astype(np.float32)
+                x = torch.from_numpy(batch).to(self.device)
+                out[idx] = self.model(x).cpu().numpy()
+        return l2_normalize(out)
+
+
+_FACTORIES: dict[str, Callable[[str | None, str], SpeakerEncoder]] = {
+    "resemblyzer": lambda arg, device: ResemblyzerEncoder(device=device),
+}
+
+
+def register_encoder(kind: str, factory: Callable[[str | None, str], SpeakerEncoder]) -> None:
+    """Add an encoder kind: ``factory(argument_after_colon_or_None, device)``."""
+    _FACTORIES[kind] = factory
+
+
+def encoder_kinds() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def load_encoder(spec: str = "default", device: str = "cpu") -> SpeakerEncoder:
+    """Build an encoder from ``kind[:argument]`` (``default`` = ``resemblyzer``)."""
+    kind, _, arg = spec.partition(":")
+    kind = "resemblyzer" if kind in ("", "default") else kind.lower()
+    if kind not in _FACTORIES:
+        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
+    return _FACTORIES[kind](arg or None, device)
