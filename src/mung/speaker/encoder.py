@@ -76,40 +76,68 @@ class ResemblyzerEncoder:
             return np.zeros((0, self.dim), np.float32)
         mel = self._mel(wav)
         first = np.clip((spans[:, 0] * SAMPLE_RATE / self.hop).round().astype(int), 0, len(mel) - 1)
-        last = np.clip((spans[:, 1] * SAMPLE_RATE / self.hop).round().astype(int), first + 1, len(mel))
+        last = (spans[:, 1] * SAMPLE_RATE / self.hop).round().astype(int)
+        last = np.clip(last, first + 1, len(mel))
         out = np.zeros((len(spans), self.dim), np.float32)
         target_power = 10 ** (self.target_dbfs / 10)
         with torch.inference_mode():
             for idx in group_by_length(last - first, self.batch_size):
-                batch = np.stack([mel[a:b] for a, b in zip(first[idx], last[idx])])
+                batch = np.stack([mel[a:b] for a, b in zip(first[idx], last[idx], strict=True)])
                 # mel power is proportional to signal power: scale each window to -30 dBFS.
                 s0 = (spans[idx, 0] * SAMPLE_RATE).astype(int)
                 s1 = np.maximum((spans[idx, 1] * SAMPLE_RATE).astype(int), s0 + 1)
-                power = np.array([np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1)])
+                power = np.array(
+                    [np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1, strict=True)]
+                )
                 batch *= (target_power / power)[:, None, None].astype(np.float32)
                 x = torch.from_numpy(batch).to(self.device)
                 out[idx] = self.model(x).cpu().numpy()
         return l2_normalize(out)
 
 
-_FACTORIES: dict[str, Callable[[str | None, str], SpeakerEncoder]] = {
+_FACTORIES: dict[str, Callable[..., SpeakerEncoder]] = {
     "resemblyzer": lambda arg, device: ResemblyzerEncoder(device=device),
 }
+_AGGREGATING: set[str] = set()  # kinds whose factory takes ``segment_aggregation=True``
 
 
-def register_encoder(kind: str, factory: Callable[[str | None, str], SpeakerEncoder]) -> None:
-    """Add an encoder kind: ``factory(argument_after_colon_or_None, device)``."""
+def register_encoder(
+    kind: str, factory: Callable[..., SpeakerEncoder], segment_aggregation: bool = False
+) -> None:
+    """Add an encoder kind: ``factory(argument_after_colon_or_None, device)``; with
+    ``segment_aggregation`` the factory also accepts ``segment_aggregation=True``."""
     _FACTORIES[kind] = factory
+    if segment_aggregation:
+        _AGGREGATING.add(kind)
 
 
 def encoder_kinds() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def load_encoder(spec: str = "default", device: str = "cpu") -> SpeakerEncoder:
-    """Build an encoder from ``kind[:argument]`` (``default`` = ``resemblyzer``)."""
+def _resnetse34l(arg: str | None, device: str, segment_aggregation: bool = False) -> SpeakerEncoder:
+    from mung.speaker.embedder import ResNetSE34LEncoder
+
+    if not arg:
+        raise MungError("resnetse34l needs a checkpoint: --embedding resnetse34l:PATH")
+    return ResNetSE34LEncoder.from_checkpoint(arg, device, segment_aggregation=segment_aggregation)
+
+
+register_encoder("resnetse34l", _resnetse34l, segment_aggregation=True)
+
+
+def load_encoder(
+    spec: str = "default", device: str = "cpu", segment_aggregation: bool = False
+) -> SpeakerEncoder:
+    """Build an encoder from ``kind[:argument]`` (``default`` = ``resemblyzer``); with
+    ``segment_aggregation`` short spans are embedded by segment aggregation (§3)."""
     kind, _, arg = spec.partition(":")
     kind = "resemblyzer" if kind in ("", "default") else kind.lower()
     if kind not in _FACTORIES:
-        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
+        kinds = ", ".join(encoder_kinds())
+        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {kinds}")
+    if segment_aggregation:
+        if kind not in _AGGREGATING:
+            raise MungError(f"segment aggregation needs a resnetse34l:CKPT embedding, not '{spec}'")
+        return _FACTORIES[kind](arg or None, device, segment_aggregation=True)
     return _FACTORIES[kind](arg or None, device)

@@ -1,0 +1,220 @@
+"""ResNetSE34L ("Fast ResNet-34", Chung et al. 2020) and the segment aggregator (Jung et al. 2020).
+
+Parameter names follow the published voxceleb_trainer layout (``conv1``, ``layer1.0.se.fc.0``,
+``sap_linear``, ``attention``, ``fc``…) so its checkpoints load by stripping the ``__S__.`` prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class FrontendConfig:
+    """Log-mel front-end: 16 kHz waveform → ``log(mel + 1e-6)``, instance-normalised per mel bin."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    log_input: bool = True
+
+
+@dataclass
+class ResNetSEConfig:
+    """ResNetSE34L trunk and head (defaults = the published 1.4 M-parameter model)."""
+
+    layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    n_out: int = 512
+    encoder_type: str = "SAP"  # SAP (self-attentive pooling) or ASP (attentive statistics)
+    se_reduction: int = 8
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ResNetSEConfig:
+        d = dict(d)
+        d["frontend"] = FrontendConfig(**d.get("frontend", {}))
+        return cls(**d)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+    """Triangular HTK-scale mel filters without area normalisation, ``[n_freqs, n_mels]``."""
+
+    def hz_to_mel(f: float) -> float:
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)
+    mels = torch.linspace(
+        hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2, dtype=torch.float64
+    )
+    edges = 700.0 * (10 ** (mels / 2595.0) - 1.0)
+    width = edges[1:] - edges[:-1]
+    rel = edges[None, :] - freqs[:, None]
+    rising = -rel[:, :-2] / width[:-1]
+    falling = rel[:, 2:] / width[1:]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+class LogMel(nn.Module):
+    """Waveform ``[B, T]`` → normalised log-mel ``[B, n_mels, frames]`` (Hamming, centred)."""
+
+    def __init__(self, cfg: FrontendConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("window", torch.hamming_window(cfg.win_length), persistent=False)
+        fb = mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate)
+        self.register_buffer("fb", fb, persistent=False)
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input the reflect-padded STFT accepts."""
+        return self.cfg.n_fft // 2 + 1
+
+    @torch.no_grad()
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        c = self.cfg
+        spec = (
+            torch.stft(
+                wav.float(),
+                c.n_fft,
+                c.hop_length,
+                c.win_length,
+                self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
+        x = torch.matmul(spec.transpose(1, 2), self.fb).transpose(1, 2) + 1e-6
+        if c.log_input:
+            x = x.log()
+        return F.instance_norm(x)
+
+
+class SELayer(nn.Module):
+    """Squeeze-and-excitation channel gate."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels // reduction, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
+
+
+class SEBasicBlock(nn.Module):
+    """Two 3×3 convolutions with an SE gate and a residual path (ReLU before the first BN, as
+    in the published model, so its weights behave identically)."""
+
+    def __init__(
+        self, c_in: int, c_out: int, stride: int | tuple[int, int], reduction: int
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.se = SELayer(c_out, reduction)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(F.relu(self.conv1(x)))
+        out = self.se(self.bn2(self.conv2(out)))
+        residual = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + residual)
+
+
+class ResNetSE34L(nn.Module):
+    """Waveform ``[B, T]`` at 16 kHz → speaker embedding ``[B, n_out]`` (not normalised)."""
+
+    strides = (1, (2, 2), (2, 2), 1)
+
+    def __init__(self, cfg: ResNetSEConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or ResNetSEConfig()
+        if cfg.encoder_type not in ("SAP", "ASP"):
+            raise ValueError(f"encoder_type must be SAP or ASP, not {cfg.encoder_type!r}")
+        self.cfg = cfg
+        self.frontend = LogMel(cfg.frontend)
+        ch = cfg.channels
+        self.conv1 = nn.Conv2d(1, ch[0], 7, stride=(2, 1), padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch[0])
+        c_in = ch[0]
+        for i, (n, c, s) in enumerate(zip(cfg.layers, ch, self.strides, strict=False), start=1):
+            blocks = [
+                SEBasicBlock(c_in if b == 0 else c, c, s if b == 0 else 1, cfg.se_reduction)
+                for b in range(n)
+            ]
+            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+            c_in = c
+        self.sap_linear = nn.Linear(ch[-1], ch[-1])
+        self.attention = nn.Parameter(torch.empty(ch[-1], 1))
+        nn.init.xavier_normal_(self.attention)
+        self.fc = nn.Linear(ch[-1] * (2 if cfg.encoder_type == "ASP" else 1), cfg.n_out)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        x = self.frontend(wav).unsqueeze(1)  # [B, 1, mels, frames]
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = x.mean(dim=2).transpose(1, 2)  # [B, frames', C]
+        w = torch.softmax(torch.tanh(self.sap_linear(x)) @ self.attention, dim=1)  # [B, frames', 1]
+        mu = (x * w).sum(dim=1)
+        if self.cfg.encoder_type == "ASP":
+            sd = ((x**2 * w).sum(dim=1) - mu**2).clamp(min=1e-5).sqrt()
+            mu = torch.cat([mu, sd], dim=1)
+        return self.fc(mu)
+
+
+class SegmentAggregator(nn.Module):
+    """Attention over segment embeddings ``[B, S, D]`` → ``[B, D]``.
+
+    A bidirectional GRU reads the (normalised) segment sequence and scores each segment; the
+    output is the score-weighted sum of the segment embeddings, so a single segment comes back
+    unchanged (the property §3 asks for).
+    """
+
+    def __init__(self, dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.gru = nn.GRU(dim, hidden, batch_first=True, bidirectional=True)
+        self.score = nn.Linear(2 * hidden, 1)
+
+    def forward(self, seg: torch.Tensor) -> torch.Tensor:
+        h, _ = self.gru(F.normalize(seg, dim=-1))
+        w = torch.softmax(self.score(h), dim=1)
+        return (w * seg).sum(dim=1)
+
+
+def segment_bounds(n_samples: int, seg: int, hop: int) -> np.ndarray:
+    """``[S, 2]`` sample bounds of overlapping segments covering ``n_samples`` (one if short)."""
+    if n_samples <= seg:
+        return np.array([[0, n_samples]])
+    starts = list(range(0, n_samples - seg + 1, hop))
+    if starts[-1] + seg < n_samples:
+        starts.append(n_samples - seg)
+    return np.array([[s, s + seg] for s in starts])
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
