@@ -70,7 +70,10 @@ def load(
     duration: float | None = None,
 ) -> np.ndarray:
     """Decode ``path`` (optionally the span ``offset``..``offset+duration`` seconds) to mono
-    float32 at ``sample_rate``. Raises :class:`MungError` for missing, corrupt or empty files."""
+    float32 at ``sample_rate``. Raises :class:`MungError` for missing, corrupt or empty files.
+    A whole-file read is decoded block by block, so only the 16 kHz mono result is held."""
+    if offset == 0 and duration is None:
+        return np.concatenate(list(stream(path, sample_rate=sample_rate)))
     with _open(path) as f:
         if f.frames == 0:
             raise MungError(f"{path}: audio file is empty (0 samples)")

@@ -14,7 +14,9 @@ class DefaultGroup(click.Group):
     """A group that runs ``default_command`` when the first argument is not a sub-command
     (``mung diarize a.wav`` and ``mung diarize simulate ...`` both work)."""
 
-    default_command: str = ""
+    def __init__(self, *args, default_command: str = "run", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0] not in self.commands or args[0] == self.default_command:

@@ -1,4 +1,10 @@
-"""`mung diarize` (placeholder until the pipeline lands)."""
+"""`mung diarize`: who spoke when, for one or many recordings."""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import click
 
@@ -7,4 +13,147 @@ from mung.cli import DefaultGroup
 
 @click.group(cls=DefaultGroup, name="diarize")
 def diarize_group() -> None:
-    """Who spoke when."""
+    """Who spoke when: `mung diarize AUDIO... [--out DIR]` (see `mung diarize run --help`)."""
+
+
+def _overrides(opts: dict) -> dict:
+    keys = {
+        "vad": "vad.method", "vad_mode": "vad.mode", "frame_ms": "vad.frame_ms",
+        "padding_ms": "vad.padding_ms", "window": "windows.window", "shift": "windows.shift",
+        "embedding": "embedding.model", "device": "embedding.device",
+        "clustering": "clustering.method", "linkage": "clustering.linkage",
+        "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
+        "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
+        "min_duration": "resegment.min_duration",
+    }
+    out = {dotted: opts[name] for name, dotted in keys.items()}
+    if opts["segment_aggregation"]:
+        out["embedding.segment_aggregation"] = True
+    return out
+
+
+_WORKER = {}
+
+
+def _init_worker(config) -> None:
+    from mung.diarization.pipeline import Diarizer
+
+    _WORKER["diarizer"] = Diarizer(config)
+
+
+def _run_one(path: Path):
+    """(path, diarization or None, error message or None) — workers never raise."""
+    from mung.errors import MungError
+
+    try:
+        return path, _WORKER["diarizer"](path), None
+    except MungError as exc:
+        return path, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return path, None, f"{path}: {type(exc).__name__}: {exc}"
+
+
+def _write(d, out: Path, opts: dict) -> None:
+    from mung import io
+    from mung.diarization.plot import plot_timeline
+
+    io.write_text(out / f"{d.uri}.rttm", d.to_rttm(), force=opts["force"])
+    if opts["json"]:
+        io.write_json(out / f"{d.uri}.json", d.to_json(), force=opts["force"])
+    if opts["plot"]:
+        io.write_with(out / f"{d.uri}.png", lambda p: plot_timeline(d, p), force=opts["force"])
+
+
+def _save_config(path: Path, text: str, force: bool) -> None:
+    """The resolved config beside the outputs (an identical existing file is left alone)."""
+    from mung import io
+
+    if not path.exists() or path.read_text() != text:
+        io.write_text(path, text, force=force)
+
+
+def _summary(d) -> str:
+    lines = [f"{d.uri}: {len(d.speakers)} speaker(s), {d.duration:.1f} s"]
+    lines += [f"  {t.start:7.2f} – {t.end:7.2f}  {t.speaker}" for t in sorted(d.turns)]
+    return "\n".join(lines)
+
+
+@diarize_group.command(name="run")
+@click.argument("audio", nargs=-1, required=True)
+@click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
+@click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector.")
+@click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
+@click.option("--frame-ms", type=click.Choice(["10", "20", "30"]), callback=lambda c, p, v: v and int(v))
+@click.option("--padding-ms", type=int, help="webrtcvad end-point padding window (ms).")
+@click.option("--window", type=float, help="Embedding window (s).")
+@click.option("--shift", type=float, help="Window shift (s).")
+@click.option("--embedding", help="default | resnetse34l:CKPT")
+@click.option("--segment-aggregation", is_flag=True, help="Segment aggregation (resnetse34l).")
+@click.option("--device", help="cpu | cuda")
+@click.option("--clustering", type=click.Choice(["ahc", "spectral"]))
+@click.option("--linkage", type=click.Choice(["average", "complete", "single"]))
+@click.option("--threshold", type=float, help="AHC cosine-distance threshold.")
+@click.option("--num-speakers", type=int, help="Known number of speakers.")
+@click.option("--min-speakers", type=int)
+@click.option("--max-speakers", type=int)
+@click.option("--min-duration", type=float, help="Absorb turns shorter than this (s).")
+@click.option("--json", is_flag=True, help="Also write DIR/<stem>.json.")
+@click.option("--plot", is_flag=True, help="Also write a timeline DIR/<stem>.png.")
+@click.option("--print", "print_", is_flag=True, help="Print who spoke when.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None, **opts) -> None:
+    """Diarize AUDIO files or directories; write DIR/<stem>.rttm for each."""
+    import yaml
+    from tqdm import tqdm
+
+    from mung.audio import find_audio
+    from mung.config import load_yaml, merge, to_dict
+    from mung.diarization.pipeline import DiarizationConfig
+    from mung.errors import MungError
+
+    config = merge(load_yaml(DiarizationConfig, config_file) if config_file else DiarizationConfig(),
+                   _overrides(opts))
+    config.validate()
+    if opts["show_config"]:
+        click.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
+        return
+    paths = find_audio(list(audio))
+    out_dir = None if out in (None, "-") else Path(out)
+    if out_dir is None and len(paths) > 1:
+        raise MungError("several inputs need --out DIR")
+    failed = 0
+    if out_dir is not None:
+        _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
+        if not opts["force"]:
+            exists = [p for p in paths if (out_dir / f"{p.stem}.rttm").exists()]
+            for p in exists:
+                click.echo(f"error: {out_dir / (p.stem + '.rttm')}: output exists (use --force)", err=True)
+            failed, paths = len(exists), [p for p in paths if p not in exists]
+    results = _diarize_all(paths, config, opts["jobs"], tqdm)
+    for path, d, err in results:
+        if err is not None:
+            failed += 1
+            click.echo(f"error: {err}", err=True)
+            continue
+        if not d.turns:
+            click.echo(f"warning: {path}: no speech detected; the RTTM is empty", err=True)
+        if out_dir is None:
+            sys.stdout.write(d.to_rttm())
+        else:
+            _write(d, out_dir, opts)
+        if opts["print_"]:
+            click.echo(_summary(d), err=out_dir is None)
+    if failed:
+        raise SystemExit(1)
+
+
+def _diarize_all(paths: list[Path], config, jobs: int, tqdm):
+    bar = dict(total=len(paths), unit="file", disable=len(paths) < 2, file=sys.stderr)
+    if jobs == 1 or len(paths) < 2:
+        _init_worker(config)
+        return [r for r in tqdm(map(_run_one, paths), **bar)]
+    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(config,)) as pool:
+        return list(tqdm(pool.map(_run_one, paths), **bar))

@@ -7,6 +7,7 @@ published voxceleb_trainer checkpoint).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Protocol
 
@@ -56,7 +57,9 @@ class ResemblyzerEncoder:
     target_dbfs = -30.0
 
     def __init__(self, device: str = "cpu", batch_size: int = 256) -> None:
-        from resemblyzer import VoiceEncoder
+        with warnings.catch_warnings():  # resemblyzer imports webrtcvad, which imports pkg_resources
+            warnings.simplefilter("ignore")
+            from resemblyzer import VoiceEncoder
 
         self.model = VoiceEncoder(device=device, verbose=False).eval()
         self.device = device

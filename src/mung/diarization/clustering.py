@@ -1,0 +1,138 @@
+"""Clustering of L2-normalised window embeddings into speakers.
+
+AHC (scipy) with cosine distance and single/complete/average linkage, stopped by a distance
+threshold or a speaker count; or spectral clustering (``spectralcluster``). Clusters that hold
+too little speech are folded into their nearest large cluster, so short noisy windows do not
+become invented speakers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from mung.errors import MungError
+from mung.speaker.encoder import l2_normalize
+
+
+@dataclass
+class ClusteringConfig:
+    """``threshold``: cosine distance at which AHC stops merging. ``num_speakers`` fixes the
+    count; ``min_speakers``/``max_speakers`` bound it. ``min_cluster_fraction``: clusters
+    holding less than this share of the speech are re-assigned to the nearest larger one.
+    ``refine_iterations``: rounds of nearest-centroid re-assignment (cosine k-means) after the
+    initial clustering; AHC's greedy merges leave many windows in the wrong cluster."""
+
+    method: Literal["ahc", "spectral"] = "ahc"
+    linkage: Literal["average", "complete", "single"] = "average"
+    threshold: float = 0.5
+    num_speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int | None = None
+    min_cluster_fraction: float = 0.05
+    refine_iterations: int = 10
+
+    def validate(self) -> None:
+        if self.method not in ("ahc", "spectral"):
+            raise MungError(f"clustering.method must be 'ahc' or 'spectral', got {self.method!r}")
+        if self.linkage not in ("average", "complete", "single"):
+            raise MungError(f"clustering.linkage must be average, complete or single, got {self.linkage!r}")
+        if self.num_speakers is not None and self.num_speakers < 1:
+            raise MungError("clustering.num_speakers must be at least 1")
+        if self.min_speakers < 1:
+            raise MungError("clustering.min_speakers must be at least 1")
+        if self.max_speakers is not None and self.max_speakers < self.min_speakers:
+            raise MungError("clustering.max_speakers must not be below min_speakers")
+        if not 0 <= self.min_cluster_fraction < 1:
+            raise MungError("clustering.min_cluster_fraction must be in [0, 1)")
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        """Allowed speaker count range for ``n`` embeddings."""
+        if self.num_speakers is not None:
+            k = min(self.num_speakers, n)
+            return k, k
+        hi = min(self.max_speakers or n, n)
+        return min(self.min_speakers, hi), hi
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..k-1 by first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse]
+
+
+def ahc(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
+    """Agglomerative clustering with cosine distance, cut by threshold inside the count bounds."""
+    lo, hi = config.bounds(len(emb))
+    tree = linkage(emb, method=config.linkage, metric="cosine")
+    labels = fcluster(tree, t=config.threshold, criterion="distance")
+    k = len(np.unique(labels))
+    if not lo <= k <= hi:
+        labels = fcluster(tree, t=min(max(k, lo), hi), criterion="maxclust")
+    return labels
+
+
+def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
+    """Spectral clustering with eigen-gap speaker counting (the ``spectralcluster`` package)."""
+    from spectralcluster import SpectralClusterer
+
+    lo, hi = config.bounds(len(emb))
+    return SpectralClusterer(min_clusters=lo, max_clusters=hi).predict(emb)
+
+
+def fold_small_clusters(
+    emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, min_fraction: float, min_count: int
+) -> np.ndarray:
+    """Re-assign members of clusters holding < ``min_fraction`` of the total weight to the nearest
+    (cosine, centroid) kept cluster; keep at least ``min_count`` clusters."""
+    ids = np.unique(labels)
+    mass = np.array([weights[labels == i].sum() for i in ids])
+    order = np.argsort(-mass)
+    keep = [ids[j] for j in order if mass[j] >= min_fraction * mass.sum()]
+    keep = keep or [ids[order[0]]]
+    for j in order[len(keep) :]:
+        if len(keep) >= min_count:
+            break
+        keep.append(ids[j])
+    centroids = l2_normalize(np.stack([emb[labels == i].mean(0) for i in keep]))
+    out = labels.copy()
+    moved = ~np.isin(labels, keep)
+    if moved.any():
+        out[moved] = np.asarray(keep)[np.argmax(emb[moved] @ centroids.T, axis=1)]
+    return out
+
+
+def refine(emb: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
+    """Cosine k-means started from ``labels``; the number of clusters never grows."""
+    for _ in range(iterations):
+        ids = np.unique(labels)
+        centroids = l2_normalize(np.stack([emb[labels == i].mean(0) for i in ids]))
+        new = ids[np.argmax(emb @ centroids.T, axis=1)]
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+def cluster(
+    emb: np.ndarray, config: ClusteringConfig | None = None, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Speaker labels ``0..k-1`` (in order of first appearance) for each embedding row."""
+    config = config or ClusteringConfig()
+    config.validate()
+    if len(emb) == 0:
+        return np.zeros(0, int)
+    if len(emb) == 1:
+        return np.zeros(1, int)
+    emb = l2_normalize(np.asarray(emb, np.float64))
+    weights = np.ones(len(emb)) if weights is None else np.asarray(weights, np.float64)
+    labels = ahc(emb, config) if config.method == "ahc" else spectral(emb, config)
+    lo, _ = config.bounds(len(emb))
+    if config.num_speakers is None and config.min_cluster_fraction > 0:
+        labels = fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)
+    labels = refine(emb, labels, config.refine_iterations)
+    return _relabel(labels)

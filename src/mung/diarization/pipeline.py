@@ -1,0 +1,102 @@
+"""The diarization recipe: speech detection → windows → embeddings → clustering → resegmentation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mung import audio
+from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.resegment import ResegmentConfig, resegment
+from mung.diarization.rttm import Diarization
+from mung.diarization.vad import VADConfig, detect_speech
+from mung.diarization.windows import WindowConfig, sliding_windows
+from mung.speaker.encoder import SpeakerEncoder, l2_normalize, load_encoder
+
+
+@dataclass
+class EmbeddingConfig:
+    """``model``: ``default`` (GE2E from resemblyzer) or ``resnetse34l:CKPT``.
+    ``segment_aggregation``: embed short windows with segment aggregation (ResNetSE34L only).
+    ``center``: subtract the recording's mean embedding before clustering, which removes what
+    all speakers share (channel, language) and separates speakers of one phone call better."""
+
+    model: str = "default"
+    segment_aggregation: bool = False
+    center: bool = False
+    device: str = "cpu"
+
+
+@dataclass
+class DiarizationConfig:
+    """Every setting of the pipeline; ``mung diarize --config`` reads the same keys from YAML."""
+
+    vad: VADConfig = field(default_factory=VADConfig)
+    windows: WindowConfig = field(default_factory=WindowConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    resegment: ResegmentConfig = field(default_factory=ResegmentConfig)
+
+    def validate(self) -> None:
+        self.vad.validate()
+        self.windows.validate()
+        self.clustering.validate()
+
+
+@dataclass
+class Embedded:
+    """What the expensive stages produce; clustering can be re-run on it cheaply (tuning)."""
+
+    uri: str
+    duration: float
+    regions: np.ndarray
+    windows: np.ndarray
+    embeddings: np.ndarray
+
+
+class Diarizer:
+    """Loads the encoder once; call it on paths or waveforms. ``Diarizer(config)(path)``."""
+
+    def __init__(self, config: DiarizationConfig | None = None) -> None:
+        self.config = config or DiarizationConfig()
+        self.config.validate()
+        self.encoder: SpeakerEncoder = load_encoder(
+            self.config.embedding.model,
+            device=self.config.embedding.device,
+            segment_aggregation=self.config.embedding.segment_aggregation,
+        )
+
+    def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
+        """Speech regions, windows and window embeddings of one recording."""
+        if isinstance(source, np.ndarray):
+            wav, uri = source.astype(np.float32), uri or "audio"
+        else:
+            wav, uri = audio.load(source), uri or Path(source).stem
+        regions = detect_speech(wav, self.config.vad)
+        windows = sliding_windows(regions, self.config.windows)
+        emb = self.encoder.embed_spans(wav, windows)
+        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb)
+
+    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
+        """Cluster and resegment ``embedded`` (optionally with other clustering settings)."""
+        config = config or self.config
+        emb = embedded.embeddings
+        if config.embedding.center and len(emb) > 1:
+            emb = l2_normalize(emb - emb.mean(0))
+        w = embedded.windows
+        labels = cluster(emb, config.clustering, weights=w[:, 1] - w[:, 0])
+        turns = resegment(w, labels, config.resegment)
+        return Diarization(embedded.uri, turns, embedded.duration)
+
+    def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
+        return self.assign(self.embed(source, uri))
+
+
+def diarize(
+    source: str | os.PathLike | np.ndarray, config: DiarizationConfig | None = None
+) -> Diarization:
+    """Who spoke when in one recording (a path or a 16 kHz mono waveform)."""
+    return Diarizer(config)(source)

@@ -1,0 +1,120 @@
+"""RTTM / UEM reading and writing, and the :class:`Diarization` result type."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mung.errors import MungError
+
+
+@dataclass(frozen=True, order=True)
+class Turn:
+    """One speaker turn, in seconds from the start of the recording."""
+
+    start: float
+    end: float
+    speaker: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Diarization:
+    """Who spoke when in one recording (``uri`` = file stem, as RTTM expects)."""
+
+    uri: str
+    turns: list[Turn] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.turns})
+
+    def to_rttm(self) -> str:
+        return "".join(
+            f"SPEAKER {self.uri} 1 {t.start:.3f} {t.duration:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+            for t in sorted(self.turns)
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "uri": self.uri,
+            "duration": round(self.duration, 3),
+            "speakers": self.speakers,
+            "turns": [asdict(t) for t in sorted(self.turns)],
+        }
+
+    def to_annotation(self):  # -> pyannote.core.Annotation
+        from pyannote.core import Annotation, Segment
+
+        ann = Annotation(uri=self.uri)
+        for i, t in enumerate(self.turns):
+            ann[Segment(t.start, t.end), i] = t.speaker
+        return ann
+
+
+def _fields(path: Path, lineno: int, line: str, n: int, what: str) -> list[str]:
+    parts = line.split()
+    if len(parts) < n:
+        raise MungError(f"{path}:{lineno}: malformed {what} line (expected {n} fields): {line!r}")
+    return parts
+
+
+def _float(path: Path, lineno: int, value: str, name: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise MungError(f"{path}:{lineno}: {name} is not a number: {value!r}") from None
+    if x < 0 or x != x:
+        raise MungError(f"{path}:{lineno}: {name} must be a non-negative number, got {value}")
+    return x
+
+
+def _lines(path: str | os.PathLike) -> Iterable[tuple[int, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise MungError(f"{path}: file not found")
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith((";", "#")):
+            yield lineno, line
+
+
+def read_rttm(path: str | os.PathLike) -> dict[str, Diarization]:
+    """Parse an RTTM file into one :class:`Diarization` per uri (only ``SPEAKER`` lines)."""
+    path = Path(path)
+    out: dict[str, Diarization] = {}
+    for lineno, line in _lines(path):
+        f = _fields(path, lineno, line, 8, "RTTM")
+        if f[0] != "SPEAKER":
+            continue
+        start = _float(path, lineno, f[3], "onset")
+        dur = _float(path, lineno, f[4], "duration")
+        d = out.setdefault(f[1], Diarization(f[1]))
+        d.turns.append(Turn(start, start + dur, f[7]))
+        d.duration = max(d.duration, start + dur)
+    return out
+
+
+def read_uem(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """Parse a UEM file (``uri channel start end``) into scored regions per uri."""
+    path = Path(path)
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for lineno, line in _lines(path):
+        f = _fields(path, lineno, line, 4, "UEM")
+        start, end = _float(path, lineno, f[2], "start"), _float(path, lineno, f[3], "end")
+        if end < start:
+            raise MungError(f"{path}:{lineno}: UEM end {end} is before start {start}")
+        out[f[0]].append((start, end))
+    return dict(out)
+
+
+def write_uem(regions: dict[str, list[tuple[float, float]]]) -> str:
+    """UEM text for ``regions``."""
+    return "".join(f"{u} 1 {s:.3f} {e:.3f}\n" for u, spans in regions.items() for s, e in spans)

@@ -1,0 +1,129 @@
+"""Speech detection: the seed's webrtcvad end-point detector, or silero-vad.
+
+Both return speech regions as an ``[n, 2]`` array of start/end seconds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+
+from mung.audio import SAMPLE_RATE
+from mung.errors import MungError
+
+
+@dataclass
+class VADConfig:
+    """``method`` webrtc: py-webrtcvad's end-point detector (mode 0-3, frames of 10/20/30 ms, a
+    padding window whose voiced fraction ``ratio`` switches state). ``method`` silero: the
+    silero-vad network with a probability ``threshold``. Regions closer than ``max_gap`` seconds
+    are joined (pauses inside a turn); then regions shorter than ``min_duration`` are dropped."""
+
+    method: Literal["webrtc", "silero"] = "webrtc"
+    mode: int = 2
+    frame_ms: int = 20
+    padding_ms: int = 400
+    ratio: float = 0.9
+    threshold: float = 0.5
+    min_duration: float = 0.0
+    max_gap: float = 0.0
+
+    def validate(self) -> None:
+        if self.method not in ("webrtc", "silero"):
+            raise MungError(f"vad.method must be 'webrtc' or 'silero', got {self.method!r}")
+        if self.mode not in (0, 1, 2, 3):
+            raise MungError(f"vad.mode must be 0, 1, 2 or 3, got {self.mode}")
+        if self.frame_ms not in (10, 20, 30):
+            raise MungError(f"vad.frame_ms must be 10, 20 or 30, got {self.frame_ms}")
+        if not 0 < self.ratio <= 1:
+            raise MungError(f"vad.ratio must be in (0, 1], got {self.ratio}")
+        if self.padding_ms < self.frame_ms:
+            raise MungError("vad.padding_ms must be at least one frame")
+
+
+def webrtc_frames(wav: np.ndarray, mode: int, frame_ms: int) -> np.ndarray:
+    """Per-frame speech decisions of webrtcvad (a bool array, one per ``frame_ms`` frame)."""
+    with warnings.catch_warnings():  # the sdist's module imports the deprecated pkg_resources
+        warnings.simplefilter("ignore")
+        import webrtcvad
+
+    vad = webrtcvad.Vad(mode)
+    n = SAMPLE_RATE * frame_ms // 1000
+    pcm = (np.clip(wav, -1, 1) * 32767).astype("<i2")
+    count = len(pcm) // n
+    return np.fromiter(
+        (vad.is_speech(pcm[i * n : (i + 1) * n].tobytes(), SAMPLE_RATE) for i in range(count)),
+        dtype=bool,
+        count=count,
+    )
+
+
+def endpoint_regions(voiced: np.ndarray, frame_s: float, padding: int, ratio: float) -> np.ndarray:
+    """py-webrtcvad's end-point collector: a region opens when more than ``ratio`` of the last
+    ``padding`` frames are voiced (starting at the first of them) and closes when more than
+    ``ratio`` of them are unvoiced."""
+    ring: deque[bool] = deque(maxlen=padding)
+    regions, start, triggered = [], 0, False
+    for i, v in enumerate(voiced):
+        ring.append(bool(v))
+        if not triggered:
+            if sum(ring) > ratio * padding:
+                triggered, start = True, i - len(ring) + 1
+                ring.clear()
+        elif len(ring) - sum(ring) > ratio * padding:
+            regions.append((start, i + 1))
+            triggered = False
+            ring.clear()
+    if triggered:
+        regions.append((start, len(voiced)))
+    return np.asarray(regions, dtype=np.float64).reshape(-1, 2) * frame_s
+
+
+def silero_regions(wav: np.ndarray, threshold: float) -> np.ndarray:
+    """Speech regions from silero-vad (its model ships inside the PyPI package)."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    model = _silero_model()
+    stamps = get_speech_timestamps(
+        torch.from_numpy(wav), model, threshold=threshold, sampling_rate=SAMPLE_RATE
+    )
+    return np.asarray([(s["start"], s["end"]) for s in stamps], np.float64).reshape(-1, 2) / SAMPLE_RATE
+
+
+@lru_cache(maxsize=1)
+def _silero_model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+def join_close(regions: np.ndarray, max_gap: float) -> np.ndarray:
+    """Join sorted regions separated by at most ``max_gap`` seconds."""
+    if len(regions) < 2 or max_gap <= 0:
+        return regions
+    split = np.flatnonzero(regions[1:, 0] - regions[:-1, 1] > max_gap) + 1
+    starts = regions[np.r_[0, split], 0]
+    ends = regions[np.r_[split - 1, len(regions) - 1], 1]
+    return np.stack([starts, ends], axis=1)
+
+
+def detect_speech(wav: np.ndarray, config: VADConfig | None = None) -> np.ndarray:
+    """Speech regions of a 16 kHz mono waveform as ``[n, 2]`` seconds."""
+    config = config or VADConfig()
+    config.validate()
+    if config.method == "silero":
+        regions = silero_regions(wav, config.threshold)
+    else:
+        voiced = webrtc_frames(wav, config.mode, config.frame_ms)
+        padding = max(1, config.padding_ms // config.frame_ms)
+        regions = endpoint_regions(voiced, config.frame_ms / 1000, padding, config.ratio)
+    regions[:, 1] = np.minimum(regions[:, 1], len(wav) / SAMPLE_RATE)
+    regions = join_close(regions, config.max_gap)
+    keep = regions[:, 1] - regions[:, 0] >= max(config.min_duration, 1e-3)
+    return regions[keep]
