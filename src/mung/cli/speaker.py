@@ -1,8 +1,188 @@
-"""`mung speaker` commands."""
+"""`mung speaker make-lists | train | embed | eval` — parsing only; the work is in mung.speaker."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 
+def _model_spec(model: str) -> str:
+    """``default``/``resemblyzer``, ``kind:arg``, or a bare checkpoint path (→ ``resnetse34l:PATH``)."""
+    from mung.speaker.encoder import encoder_kinds
+
+    kind = model.partition(":")[0].lower()
+    if model in ("default", "resemblyzer") or kind in encoder_kinds():
+        return model
+    return f"resnetse34l:{model}"
+
+
+def _durations(text: str) -> tuple[float | None, ...]:
+    from mung.errors import MungError
+
+    out: list[float | None] = []
+    for part in text.split(","):
+        part = part.strip().lower().rstrip("s")
+        if part == "full":
+            out.append(None)
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise MungError(f"--durations: {part!r} is not 'full' or a number of seconds") from None
+    return tuple(out)
+
+
 @click.group()
 def speaker() -> None:
-    """speaker commands."""
+    """Speaker embeddings: build lists, train ResNetSE34L, embed files, evaluate trials."""
+
+
+@speaker.command("make-lists")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--trial-speakers",
+    default="50",
+    show_default=True,
+    help="Speakers held out for trials ('all' or a number; 0 = training list only).",
+)
+@click.option("--train-part-seconds", default=3.0, show_default=True, help="Length of training parts.")
+@click.option("--trial-parts", default=2, show_default=True, help="Parts per trial speaker.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite existing lists.")
+def make_lists_cmd(
+    source: Path,
+    out_dir: Path,
+    trial_speakers: str,
+    train_part_seconds: float,
+    trial_parts: int,
+    seed: int,
+    force: bool,
+) -> None:
+    """Cut SOURCE (one folder per speaker) into parts; write train_list.txt, trials.txt, audio/."""
+    from mung.errors import MungError
+    from mung.speaker.lists import make_lists
+
+    if trial_speakers != "all" and not trial_speakers.isdigit():
+        raise MungError("--trial-speakers must be 'all' or a number")
+    n = None if trial_speakers == "all" else int(trial_speakers)
+    stats = make_lists(source, out_dir, n, train_part_seconds, trial_parts, seed=seed, force=force)
+    click.echo(" ".join(f"{k}={v}" for k, v in stats.items()))
+    click.echo(f"lists written to {out_dir}/ (audio root: {out_dir / 'audio'})")
+
+
+@speaker.command()
+@click.option("--train-list", required=True, help="Lines 'speaker_id relative/path'.")
+@click.option("--audio-root", required=True, help="Folder the list's paths are relative to.")
+@click.option("--out", required=True, help="Run folder (checkpoints, curve, history).")
+@click.option(
+    "--loss",
+    type=click.Choice(["angleproto", "softmax", "amsoftmax"]),
+    default="angleproto",
+    show_default=True,
+)
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--speakers-per-batch", default=32, show_default=True, help="N speakers per batch.")
+@click.option("--utts-per-speaker", default=2, show_default=True, help="M utterances per speaker.")
+@click.option("--crop-seconds", default=2.0, show_default=True, help="Random training crop length.")
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
+@click.option("--segment-aggregation", is_flag=True, help="Train with segment aggregation (§3).")
+@click.option("--segment-seconds", default=0.5, show_default=True)
+@click.option("--segment-hop", default=0.25, show_default=True)
+@click.option("--noise-dir", default=None, help="Folder of noise audio for additive augmentation.")
+@click.option("--rir-dir", default=None, help="Folder of room impulse responses for reverberation.")
+@click.option("--val-trials", default=None, help="Trial list scored after every epoch.")
+@click.option("--val-audio-root", default=None)
+@click.option("--init", default=None, help="Start from a checkpoint (ours or voxceleb_trainer).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1…")
+@click.option("--workers", default=0, show_default=True, help="Data-loading processes.")
+@click.option("--threads", default=0, help="torch CPU threads (0 = torch default).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--force", is_flag=True, help="Overwrite an existing run in --out.")
+def train(threads: int, resume: bool, force: bool, **opts) -> None:
+    """Train ResNetSE34L on a voxceleb_trainer-style list."""
+    import torch
+
+    from mung.speaker.train import TrainConfig
+    from mung.speaker.train import train as run
+
+    if threads:
+        torch.set_num_threads(threads)
+    final = run(TrainConfig(**opts), resume=resume, force=force)
+    click.echo(f"final: {final}")
+    click.echo(f"model: {Path(opts['out']) / 'model.pt'}")
+
+
+@speaker.command()
+@click.argument("audio", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    default="default",
+    show_default=True,
+    help="default (resemblyzer), a ResNetSE34L checkpoint, or kind:ARG.",
+)
+@click.option("--segment-aggregation", is_flag=True, help="Aggregate short segments (ResNetSE34L).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite existing .npy files.")
+def embed(
+    audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
+) -> None:
+    """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
+    from mung.speaker.embed import embed_files
+
+    paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
+    click.echo(f"{len(paths)} embeddings written to {out_dir}/")
+
+
+@speaker.command("eval")
+@click.option("--trials", required=True, help="Lines 'label path1 path2' (VoxCeleb format).")
+@click.option("--audio-root", required=True)
+@click.option(
+    "--model",
+    default="default",
+    show_default=True,
+    help="default (resemblyzer), a ResNetSE34L checkpoint, or kind:ARG.",
+)
+@click.option("--segment-aggregation", is_flag=True, help="Aggregate short segments (ResNetSE34L).")
+@click.option("--durations", default="full,3,1", show_default=True, help="Test-side crops (seconds).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Results JSON.")
+@click.option("--force", is_flag=True)
+def eval_cmd(
+    trials: str,
+    audio_root: str,
+    model: str,
+    segment_aggregation: bool,
+    durations: str,
+    device: str,
+    out_path: Path | None,
+    force: bool,
+) -> None:
+    """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
+    from dataclasses import asdict
+
+    from mung.io import check_writable, write_json
+    from mung.speaker.encoder import load_encoder
+    from mung.speaker.evaluate import evaluate_trials, format_results
+    from mung.speaker.lists import read_trials
+
+    if out_path:
+        check_writable(out_path, force)
+    trial_list = read_trials(trials, audio_root)
+    encoder = load_encoder(_model_spec(model), device, segment_aggregation=segment_aggregation)
+    results = evaluate_trials(encoder, trial_list, audio_root, _durations(durations))
+    click.echo(format_results(results))
+    if out_path:
+        write_json(
+            out_path,
+            {
+                "model": model,
+                "segment_aggregation": segment_aggregation,
+                "results": [asdict(r) for r in results],
+            },
+            force,
+        )

@@ -1,0 +1,405 @@
+"""Train ResNetSE34L on a voxceleb_trainer-style list: N speakers × M utterances per batch,
+random crops, optional noise / reverberation, angular prototypical (or softmax / AM-softmax)
+loss, optional segment-aggregation training (segment loss + aggregated loss, §3), cosine or
+step schedule, resumable self-describing checkpoints and a training-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from mung.audio import SAMPLE_RATE, find_audio, info, load
+from mung.errors import MungError
+from mung.io import check_writable, write_json, write_with
+from mung.speaker.checkpoint import AggregationConfig, SpeakerModel, load_checkpoint, save_checkpoint
+from mung.speaker.embedder import ResNetSE34LEncoder, fit_length
+from mung.speaker.evaluate import evaluate_trials
+from mung.speaker.lists import Utterance, read_train_list, read_trials
+from mung.speaker.losses import LOSSES, make_loss
+from mung.speaker.models import (
+    ResNetSE34L,
+    ResNetSEConfig,
+    SegmentAggregator,
+    count_parameters,
+    segment_bounds,
+)
+
+CACHE_LIMIT_SECONDS = 4 * 3600.0  # lists shorter than this are decoded once and kept in memory
+# Settings that must not change when a run is resumed.
+FIXED_ON_RESUME = (
+    "loss",
+    "n_out",
+    "encoder_type",
+    "segment_aggregation",
+    "segment_seconds",
+    "segment_hop",
+    "utts_per_speaker",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (stored in every checkpoint)."""
+
+    train_list: str
+    audio_root: str
+    out: str
+    loss: str = "angleproto"
+    epochs: int = 20
+    speakers_per_batch: int = 32
+    utts_per_speaker: int = 2
+    crop_seconds: float = 2.0
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    schedule: str = "cosine"  # cosine | step
+    step_epochs: int = 10
+    step_gamma: float = 0.5
+    margin: float = 0.2
+    scale: float = 30.0
+    n_out: int = 512
+    encoder_type: str = "SAP"
+    segment_aggregation: bool = False
+    segment_seconds: float = 0.5
+    segment_hop: float = 0.25
+    noise_dir: str | None = None
+    rir_dir: str | None = None
+    augment_prob: float = 0.5
+    snr_db: list[float] = field(default_factory=lambda: [0.0, 15.0])
+    val_trials: str | None = None
+    val_audio_root: str | None = None
+    init: str | None = None
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise MungError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.schedule not in ("cosine", "step"):
+            raise MungError(f"unknown schedule {self.schedule!r}; choose cosine or step")
+        if self.loss == "angleproto" and self.utts_per_speaker < 2:
+            raise MungError("angular prototypical loss needs --utts-per-speaker >= 2")
+        if self.utts_per_speaker < 1 or self.speakers_per_batch < 2 or self.epochs < 1:
+            raise MungError("need --utts-per-speaker >= 1, --speakers-per-batch >= 2, --epochs >= 1")
+        if self.crop_seconds < 0.2:
+            raise MungError("--crop-seconds must be at least 0.2")
+        if self.segment_aggregation and not 0 < self.segment_hop <= self.segment_seconds:
+            raise MungError("need 0 < --segment-hop <= --segment-seconds")
+        if self.val_trials and not self.val_audio_root:
+            raise MungError("--val-trials needs --val-audio-root")
+
+
+class Augmenter:
+    """Random reverberation (convolution with a room impulse response) and additive noise at a
+    random SNR, each applied with probability ``prob``, from user folders of audio files."""
+
+    def __init__(self, noise_dir: str | None, rir_dir: str | None, prob: float, snr_db: list[float]):
+        self.noises = [(p, info(p).duration) for p in find_audio([noise_dir])] if noise_dir else []
+        self.rirs = find_audio([rir_dir]) if rir_dir else []
+        self.prob, self.snr_db = prob, snr_db
+
+    def __bool__(self) -> bool:
+        return bool(self.noises or self.rirs)
+
+    def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from scipy.signal import fftconvolve
+
+        if self.rirs and rng.random() < self.prob:
+            rir = load(self.rirs[rng.integers(len(self.rirs))])
+            rir = rir / max(float(np.sqrt(np.sum(rir**2))), 1e-8)
+            wav = fftconvolve(wav, rir)[: len(wav)].astype(np.float32)
+        if self.noises and rng.random() < self.prob:
+            path, dur = self.noises[rng.integers(len(self.noises))]
+            need = len(wav) / SAMPLE_RATE
+            offset = rng.uniform(0, max(dur - need, 0.0))
+            noise = fit_length(load(path, offset=offset, duration=min(need, dur)), len(wav))[: len(wav)]
+            snr = rng.uniform(*self.snr_db)
+            p_sig, p_noise = np.mean(wav**2) + 1e-10, np.mean(noise**2) + 1e-10
+            wav = wav + noise * np.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
+        return wav.astype(np.float32)
+
+
+def plan_epoch(
+    speakers: list[list[int]], n_per_batch: int, m: int, rng: np.random.Generator
+) -> list[list[tuple[int, list[int]]]]:
+    """Batches of ``(speaker_index, M utterance indices)`` with distinct speakers per batch; each
+    utterance is used about once per epoch (voxceleb_trainer's sampling)."""
+    groups = []
+    for s, utts in enumerate(speakers):
+        perm = rng.permutation(utts)
+        groups += [(s, perm[i : i + m].tolist()) for i in range(0, len(perm) - m + 1, m)]
+    order = rng.permutation(len(groups))
+    open_batches: list[list[tuple[int, list[int]]]] = []
+    for gi in order:
+        g = groups[gi]
+        for b in open_batches:
+            if len(b) < n_per_batch and all(s != g[0] for s, _ in b):
+                b.append(g)
+                break
+        else:
+            open_batches.append([g])
+    return [b for b in open_batches if len(b) >= 2]
+
+
+class BatchSet(Dataset):
+    """One item = one training batch ``(wav [N, M, samples], speaker labels [N])``."""
+
+    def __init__(
+        self,
+        utts: list[Utterance],
+        plan: list,
+        crop: int,
+        augment: Augmenter | None,
+        seed: int,
+        cache: dict[Path, np.ndarray] | None,
+    ) -> None:
+        self.utts, self.plan, self.crop, self.augment = utts, plan, crop, augment
+        self.seed, self.cache = seed, cache
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def _crop(self, u: Utterance, rng: np.random.Generator) -> np.ndarray:
+        if self.cache is not None:
+            wav = self.cache[u.path]
+        else:
+            span = self.crop / SAMPLE_RATE
+            offset = rng.uniform(0, u.seconds - span) if u.seconds > span else 0.0
+            wav = load(u.path, offset=offset, duration=min(span, u.seconds))
+        wav = fit_length(wav, self.crop)
+        start = rng.integers(len(wav) - self.crop + 1)
+        wav = wav[start : start + self.crop]
+        return self.augment(wav, rng) if self.augment else wav
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, i])
+        wav = np.stack([np.stack([self._crop(self.utts[j], rng) for j in idx]) for _, idx in self.plan[i]])
+        return torch.from_numpy(wav), torch.tensor([s for s, _ in self.plan[i]])
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MungError("--device cuda requested but no CUDA GPU is available")
+    return name
+
+
+def learning_rate(cfg: TrainConfig, epoch: float) -> float:
+    """Learning rate at (fractional) ``epoch``: cosine annealing to 0 or step decay."""
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(epoch / cfg.epochs, 1.0)))
+    return cfg.lr * cfg.step_gamma ** int(epoch // cfg.step_epochs)
+
+
+class Trainer:
+    """Holds the model, aggregator, losses and optimiser of one run."""
+
+    def __init__(self, cfg: TrainConfig, n_speakers: int) -> None:
+        self.cfg, self.device = cfg, pick_device(cfg.device)
+        if cfg.init:
+            init = load_checkpoint(cfg.init)
+            if init.model.cfg.n_out != cfg.n_out or init.model.cfg.encoder_type != cfg.encoder_type:
+                raise MungError(
+                    f"{cfg.init}: --init model has n_out={init.model.cfg.n_out}, "
+                    f"{init.model.cfg.encoder_type}; this run asks for {cfg.n_out}, {cfg.encoder_type}"
+                )
+            self.model = init.model
+        else:
+            self.model = ResNetSE34L(ResNetSEConfig(n_out=cfg.n_out, encoder_type=cfg.encoder_type))
+        self.aggregator = SegmentAggregator(cfg.n_out) if cfg.segment_aggregation else None
+        kw = {"dim": cfg.n_out, "n_speakers": n_speakers, "margin": cfg.margin, "scale": cfg.scale}
+        self.losses = torch.nn.ModuleDict({"utt": make_loss(cfg.loss, **kw)})
+        if cfg.segment_aggregation:
+            self.losses["agg"] = make_loss(cfg.loss, **kw)
+        self.modules = torch.nn.ModuleDict({"model": self.model, "losses": self.losses})
+        if self.aggregator is not None:
+            self.modules["aggregator"] = self.aggregator
+        self.modules.to(self.device)
+        self.opt = torch.optim.Adam(self.modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.agg_cfg = AggregationConfig(cfg.segment_seconds, cfg.segment_hop)
+
+    def speaker_model(self) -> SpeakerModel:
+        return SpeakerModel(self.model, self.aggregator, self.agg_cfg)
+
+    def step(self, wav: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """One optimisation step on ``wav [N, M, samples]``; returns (loss, accuracy)."""
+        n, m, length = wav.shape
+        wav, labels = wav.to(self.device), labels.to(self.device)
+        if self.aggregator is None:
+            emb = self.model(wav.reshape(n * m, length)).reshape(n, m, -1)
+            loss, acc = self.losses["utt"](emb, labels)
+        else:  # segment loss on every segment + loss on the aggregated utterance embeddings
+            seg_n = int(self.cfg.segment_seconds * SAMPLE_RATE)
+            bounds = segment_bounds(length, seg_n, int(self.cfg.segment_hop * SAMPLE_RATE))
+            segs = torch.stack([wav[:, :, a:b] for a, b in bounds], dim=2)  # [N, M, S, seg]
+            s = segs.shape[2]
+            emb = self.model(segs.reshape(n * m * s, -1)).reshape(n, m, s, -1)
+            seg_loss, _ = self.losses["utt"](emb.reshape(n, m * s, -1), labels)
+            agg = self.aggregator(emb.reshape(n * m, s, -1)).reshape(n, m, -1)
+            agg_loss, acc = self.losses["agg"](agg, labels)
+            loss = seg_loss + agg_loss
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.item(), acc
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "losses_state_dict": {k: v.detach().cpu() for k, v in self.losses.state_dict().items()},
+            "optimizer_state_dict": self.opt.state_dict(),
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["state_dict"])
+        if self.aggregator is not None:
+            self.aggregator.load_state_dict(ckpt["aggregator_state_dict"])
+        self.losses.load_state_dict(ckpt["losses_state_dict"])
+        self.opt.load_state_dict(ckpt["optimizer_state_dict"])
+
+
+def plot_curve(history: list[dict[str, float]], path: Path) -> None:
+    """Loss, accuracy and (if any) validation EER per epoch → PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    panels = [("loss", "training loss"), ("accuracy", "training accuracy")]
+    if any("val_eer" in h for h in history):
+        panels.append(("val_eer", "validation EER %"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    write_with(path, lambda p: fig.savefig(p, format="png", dpi=100), force=True)
+    plt.close(fig)
+
+
+def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
+    if not path.is_file():
+        raise MungError(f"{path}: nothing to resume (no checkpoint in the run directory)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    old = ckpt.get("train_config", {})
+    changed = [k for k in FIXED_ON_RESUME if old.get(k) != getattr(cfg, k)]
+    if changed:
+        raise MungError(f"{path}: cannot resume with changed settings: {', '.join(changed)}")
+    return ckpt
+
+
+def validate(trainer: Trainer, cfg: TrainConfig) -> float:
+    """Validation EER (percent) on full-length trials."""
+    trials = read_trials(cfg.val_trials, cfg.val_audio_root)
+    enc = ResNetSE34LEncoder(
+        trainer.speaker_model(), trainer.device, segment_aggregation=cfg.segment_aggregation
+    )
+    trainer.modules.eval()
+    try:
+        return evaluate_trials(enc, trials, cfg.val_audio_root, durations=(None,), progress=False)[0].eer
+    finally:
+        trainer.modules.train()
+
+
+def train(
+    cfg: TrainConfig, resume: bool = False, force: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run training; writes ``checkpoint.pt`` (resumable), ``model.pt`` (final), ``history.json``,
+    ``config.json`` and ``training_curve.png`` under ``cfg.out``. Returns the final metrics."""
+    cfg.check()
+    out = Path(cfg.out)
+    ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
+    if not resume:
+        check_writable(ckpt_path, force)
+        check_writable(model_path, force)
+    utts = read_train_list(cfg.train_list, cfg.audio_root, min_per_speaker=cfg.utts_per_speaker)
+    spk_names = sorted({u.speaker for u in utts})
+    spk_index = {s: i for i, s in enumerate(spk_names)}
+    speakers: list[list[int]] = [[] for _ in spk_names]
+    for i, u in enumerate(utts):
+        speakers[spk_index[u.speaker]].append(i)
+    if cfg.val_trials:
+        read_trials(cfg.val_trials, cfg.val_audio_root)  # fail early on a bad trial list
+    augment = Augmenter(cfg.noise_dir, cfg.rir_dir, cfg.augment_prob, cfg.snr_db)
+    total = sum(u.seconds for u in utts)
+    cache = None
+    if total <= CACHE_LIMIT_SECONDS:
+        cache = {u.path: load(u.path) for u in tqdm(utts, desc="decoding", unit="file", disable=not progress)}
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(cfg, len(spk_names))
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        ckpt = _resume_checkpoint(ckpt_path, cfg)
+        trainer.load_state(ckpt)
+        history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
+        if start_epoch >= cfg.epochs:
+            raise MungError(f"{ckpt_path}: already trained {start_epoch} epochs; raise --epochs to continue")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", asdict(cfg), force=True)
+    crop = int(cfg.crop_seconds * SAMPLE_RATE)
+    meta = {
+        "train_config": asdict(cfg),
+        "train_speakers": len(spk_names),
+        "train_utterances": len(utts),
+        "train_seconds": round(total, 1),
+        "parameters": count_parameters(trainer.model),
+    }
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        plan = plan_epoch(speakers, cfg.speakers_per_batch, cfg.utts_per_speaker, rng)
+        if not plan:
+            raise MungError("the training list cannot fill one batch (need >= 2 speakers with M utterances)")
+        data = BatchSet(utts, plan, crop, augment or None, cfg.seed * 100003 + epoch, cache)
+        loader = DataLoader(data, batch_size=None, shuffle=False, num_workers=cfg.workers)
+        trainer.modules.train()
+        losses, accs, t0 = [], [], time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress)
+        for b, (wav, labels) in enumerate(bar):
+            for g in trainer.opt.param_groups:
+                g["lr"] = learning_rate(cfg, epoch + b / len(plan))
+            loss, acc = trainer.step(wav, labels)
+            losses.append(loss)
+            accs.append(acc)
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{np.mean(accs):.2f}")
+        rec = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "accuracy": float(np.mean(accs)),
+            "lr": trainer.opt.param_groups[0]["lr"],
+            "seconds": round(time.time() - t0, 1),
+        }
+        if cfg.val_trials:
+            rec["val_eer"] = validate(trainer, cfg)
+        history.append(rec)
+        if progress:
+            tqdm.write(json.dumps(rec))
+        sm = trainer.speaker_model()
+        sm.meta = {**meta, "metrics": rec}
+        save_checkpoint(
+            ckpt_path,
+            sm,
+            force=True,
+            epoch=epoch + 1,
+            history=history,
+            train_config=asdict(cfg),
+            **trainer.state(),
+        )
+        write_json(out / "history.json", history, force=True)
+        plot_curve(history, out / "training_curve.png")
+    sm = trainer.speaker_model()
+    sm.meta = {**meta, "metrics": history[-1], "epochs": len(history)}
+    save_checkpoint(model_path, sm, force=True)
+    return history[-1]
