@@ -174,3 +174,20 @@ def test_bad_lists_and_trials_give_one_line_errors(speech, tmp_path, capsys):
         capsys,
     )
     assert code == 1 and "error:" in err
+
+
+def test_noise_and_reverb_augmentation_from_user_folders(speech, tmp_path):
+    import soundfile as sf
+
+    from mung.speaker.train import Augmenter
+
+    rir_dir = tmp_path / "rirs"
+    rir_dir.mkdir()
+    t = np.arange(4000) / 16000
+    rir = np.random.default_rng(0).standard_normal(len(t)) * np.exp(-t / 0.05)
+    sf.write(rir_dir / "room.wav", rir.astype(np.float32), 16000)
+    aug = Augmenter(str(speech / SPEAKERS[1]), str(rir_dir), prob=1.0, snr_db=[5.0, 5.0])
+    wav = load(next((speech / SPEAKERS[0]).glob("*.ogg")), duration=2.0)
+    out = aug(wav, np.random.default_rng(0))
+    assert out.shape == wav.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.abs(out - wav).mean() > 0.1 * np.abs(wav).mean()

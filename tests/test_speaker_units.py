@@ -158,3 +158,16 @@ def test_other_architectures_and_bad_checkpoints_are_explained(tmp_path, model):
         load_encoder("resnetse34l")
     with pytest.raises(MungError, match="segment aggregation needs"):
         load_encoder("default", segment_aggregation=True)
+
+
+def test_batches_hold_distinct_speakers_with_m_utterances():
+    from mung.speaker.train import plan_epoch
+
+    speakers = [list(range(i * 5, i * 5 + 5)) for i in range(7)]  # 7 speakers × 5 utterances
+    plan = plan_epoch(speakers, n_per_batch=3, m=2, rng=np.random.default_rng(0))
+    used = [u for batch in plan for _, utts in batch for u in utts]
+    assert len(used) == len(set(used)) and len(used) >= 20
+    for batch in plan:
+        spk = [s for s, _ in batch]
+        assert 2 <= len(spk) <= 3 and len(set(spk)) == len(spk)
+        assert all(len(utts) == 2 and all(u // 5 == s for u in utts) for s, utts in batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -31,6 +32,18 @@ def _durations(text: str) -> tuple[float | None, ...]:
         except ValueError:
             raise MungError(f"--durations: {part!r} is not 'full' or a number of seconds") from None
     return tuple(out)
+
+
+def encoder_options(f: Callable) -> Callable:
+    """``--model``, ``--segment-aggregation`` and ``--device`` (embed and eval)."""
+    f = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1…")(f)
+    f = click.option("--segment-aggregation", is_flag=True, help="Aggregate short segments (ResNetSE34L).")(f)
+    return click.option(
+        "--model",
+        default="default",
+        show_default=True,
+        help="default (resemblyzer), a ResNetSE34L checkpoint, or kind:ARG.",
+    )(f)
 
 
 @click.group()
@@ -119,14 +132,7 @@ def train(threads: int, resume: bool, force: bool, **opts) -> None:
 @speaker.command()
 @click.argument("audio", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--model",
-    default="default",
-    show_default=True,
-    help="default (resemblyzer), a ResNetSE34L checkpoint, or kind:ARG.",
-)
-@click.option("--segment-aggregation", is_flag=True, help="Aggregate short segments (ResNetSE34L).")
-@click.option("--device", default="cpu", show_default=True)
+@encoder_options
 @click.option("--force", is_flag=True, help="Overwrite existing .npy files.")
 def embed(
     audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
@@ -141,15 +147,8 @@ def embed(
 @speaker.command("eval")
 @click.option("--trials", required=True, help="Lines 'label path1 path2' (VoxCeleb format).")
 @click.option("--audio-root", required=True)
-@click.option(
-    "--model",
-    default="default",
-    show_default=True,
-    help="default (resemblyzer), a ResNetSE34L checkpoint, or kind:ARG.",
-)
-@click.option("--segment-aggregation", is_flag=True, help="Aggregate short segments (ResNetSE34L).")
+@encoder_options
 @click.option("--durations", default="full,3,1", show_default=True, help="Test-side crops (seconds).")
-@click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Results JSON.")
 @click.option("--force", is_flag=True)
 def eval_cmd(
