@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,22 +36,24 @@ def _overrides(opts: dict) -> dict:
 _WORKER = {}
 
 
-def _init_worker(config) -> None:
+def _init_worker(config, debug: bool = False) -> None:
     from mung.diarization.pipeline import Diarizer
 
     _WORKER["diarizer"] = Diarizer(config)
+    _WORKER["debug"] = debug
 
 
 def _run_one(path: Path):
-    """(path, diarization or None, error message or None) — workers never raise."""
+    """(path, diarization or None, error message or None); with --debug errors propagate."""
     from mung.errors import MungError
 
     try:
         return path, _WORKER["diarizer"](path), None
-    except MungError as exc:
-        return path, None, str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-        return path, None, f"{path}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # one bad file must not stop a batch
+        if _WORKER["debug"]:
+            raise
+        msg = str(exc) if isinstance(exc, MungError) else f"{path}: {type(exc).__name__}: {exc}"
+        return path, None, msg
 
 
 def _write(d, out: Path, opts: dict) -> None:
@@ -132,7 +135,8 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
             for p in exists:
                 click.echo(f"error: {out_dir / (p.stem + '.rttm')}: output exists (use --force)", err=True)
             failed, paths = len(exists), [p for p in paths if p not in exists]
-    results = _diarize_all(paths, config, opts["jobs"], tqdm)
+    debug = click.get_current_context().find_root().params.get("debug", False)
+    results = _diarize_all(paths, config, opts["jobs"], debug, tqdm)
     for path, d, err in results:
         if err is not None:
             failed += 1
@@ -150,10 +154,12 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         raise SystemExit(1)
 
 
-def _diarize_all(paths: list[Path], config, jobs: int, tqdm):
+def _diarize_all(paths: list[Path], config, jobs: int, debug: bool, tqdm):
     bar = dict(total=len(paths), unit="file", disable=len(paths) < 2, file=sys.stderr)
     if jobs == 1 or len(paths) < 2:
-        _init_worker(config)
+        _init_worker(config, debug)
         return [r for r in tqdm(map(_run_one, paths), **bar)]
-    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(config,)) as pool:
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(config, debug))
+    with pool:
         return list(tqdm(pool.map(_run_one, paths), **bar))

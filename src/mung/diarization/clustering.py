@@ -28,7 +28,7 @@ class ClusteringConfig:
 
     method: Literal["ahc", "spectral"] = "ahc"
     linkage: Literal["average", "complete", "single"] = "average"
-    threshold: float = 0.5
+    threshold: float = 0.7
     num_speakers: int | None = None
     min_speakers: int = 1
     max_speakers: int | None = None

@@ -17,7 +17,7 @@ class ResegmentConfig:
     ``max_gap``: two turns of one speaker separated by less silence than this are joined."""
 
     min_duration: float = 0.0
-    max_gap: float = 0.0
+    max_gap: float = 1.0
 
 
 def window_turns(windows: np.ndarray, labels: np.ndarray) -> list[tuple[float, float, int]]:
@@ -33,12 +33,16 @@ def window_turns(windows: np.ndarray, labels: np.ndarray) -> list[tuple[float, f
     ends[:-1] = np.where(overlap, mid, ends[:-1])
     starts[1:] = np.where(overlap, mid, starts[1:])
     pieces: list[tuple[float, float, int]] = []
-    for s, e, k in zip(starts, ends, lab):
+    for s, e, k in zip(starts, ends, lab, strict=True):
         if pieces and pieces[-1][2] == k and s - pieces[-1][1] <= 1e-6:
             pieces[-1] = (pieces[-1][0], max(pieces[-1][1], e), int(k))
         else:
             pieces.append((float(s), float(e), int(k)))
     return pieces
+
+
+def _touch(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
+    return abs(a[0] - b[1]) < 1e-6 or abs(b[0] - a[1]) < 1e-6
 
 
 def smooth(pieces: list[tuple[float, float, int]], min_duration: float) -> list[tuple[float, float, int]]:
@@ -50,7 +54,7 @@ def smooth(pieces: list[tuple[float, float, int]], min_duration: float) -> list[
         best = None
         for i in sorted(short, key=lambda i: pieces[i][1] - pieces[i][0]):
             nbrs = [j for j in (i - 1, i + 1) if 0 <= j < len(pieces)]
-            nbrs = [j for j in nbrs if abs(pieces[j][0] - pieces[i][1]) < 1e-6 or abs(pieces[i][0] - pieces[j][1]) < 1e-6]
+            nbrs = [j for j in nbrs if _touch(pieces[i], pieces[j])]
             if nbrs:
                 best = (i, max(nbrs, key=lambda j: pieces[j][1] - pieces[j][0]))
                 break

@@ -36,11 +36,11 @@ class Score:
         return {**asdict(self), "combined": self.combined}
 
 
-def _timeline(uem: list[tuple[float, float]] | None, ref: Diarization):
+def _timeline(uem: list[tuple[float, float]] | None, uri: str):
+    """The scored region; ``None`` lets pyannote use the extent of reference and hypothesis."""
     from pyannote.core import Segment, Timeline
 
-    spans = uem or [(0.0, ref.duration)]
-    return Timeline([Segment(s, e) for s, e in spans], uri=ref.uri)
+    return Timeline([Segment(s, e) for s, e in uem], uri=uri) if uem else None
 
 
 def score(
@@ -66,7 +66,7 @@ def score(
         for uri in sorted(refs):
             ref, hyp = refs[uri], hyps.get(uri, Diarization(uri))
             r, h = ref.to_annotation(), hyp.to_annotation()
-            u = _timeline((uem or {}).get(uri), ref)
+            u = _timeline((uem or {}).get(uri), uri)
             c = der(r, h, uem=u, detailed=True)
             j = jer(r, h, uem=u)
             rows.append(_row(uri, c, j, len(ref.speakers), len(hyp.speakers)))

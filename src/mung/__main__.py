@@ -1,0 +1,5 @@
+"""``python -m mung`` = the ``mung`` command."""
+
+from mung.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real data sets in ../shared/data (tests skip clearly when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def data_dir(*parts: str) -> Path:
+    """``../shared/data/<parts>``, or skip the test saying what is missing."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (clone with ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture
+def ami_dir() -> Path:
+    return data_dir("diarization", "ami-excerpts")
+
+
+@pytest.fixture
+def calls_dir() -> Path:
+    return data_dir("diarization", "real-conversations")
+
+
+@pytest.fixture
+def sim_dir() -> Path:
+    return data_dir("diarization", "sim-dev")

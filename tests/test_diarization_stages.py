@@ -1,0 +1,98 @@
+"""Each pipeline stage on its own: detector on real speech, windows, clustering, resegmentation."""
+
+import numpy as np
+import pytest
+
+from mung import audio
+from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.resegment import ResegmentConfig, resegment, window_turns
+from mung.diarization.rttm import read_rttm
+from mung.diarization.vad import VADConfig, detect_speech, join_close
+from mung.diarization.windows import WindowConfig, sliding_windows
+from mung.errors import MungError
+
+
+def _frames(spans, n):
+    mask = np.zeros(n, bool)
+    for s, e in spans:
+        mask[int(s * 100) : int(e * 100)] = True
+    return mask
+
+
+@pytest.mark.parametrize("method", ["webrtc", "silero"])
+@pytest.mark.parametrize("folder,name", [("ami", "EN2001e_0000-0030"), ("calls", "spokenwoz_SNG1263")])
+def test_detector_finds_speech_where_reference_says(request, method, folder, name):
+    root = request.getfixturevalue(f"{folder}_dir")
+    wav = audio.load(root / f"{name}.ogg")
+    ref = read_rttm(next(root.glob("*.rttm")))[name]
+    regions = detect_speech(wav, VADConfig(method=method, max_gap=0.5))
+    n = len(wav) // 160
+    r, h = _frames([(t.start, t.end) for t in ref.turns], n), _frames(regions, n)
+    recall, precision = (r & h).sum() / r.sum(), (r & h).sum() / h.sum()
+    assert recall > 0.8 and precision > 0.8, (recall, precision)
+
+
+def test_silence_has_no_speech():
+    assert len(detect_speech(np.zeros(16000 * 5, np.float32))) == 0
+
+
+def test_vad_config_errors_are_clear():
+    with pytest.raises(MungError, match="vad.frame_ms must be 10, 20 or 30"):
+        detect_speech(np.zeros(16000, np.float32), VADConfig(frame_ms=25))
+
+
+def test_join_close():
+    r = np.array([[0.0, 1.0], [1.3, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(join_close(r, 0.5), [[0.0, 2.0], [3.0, 4.0]])
+
+
+def test_windows_cover_regions_and_short_regions_get_one():
+    w = sliding_windows(np.array([[0.0, 3.2], [5.0, 5.6]]), WindowConfig(1.5, 0.75))
+    assert w[0, 0] == 0.0 and w[-2, 1] == pytest.approx(3.2) and tuple(w[-1]) == (5.0, 5.6)
+    assert np.all(w[:-1, 1] - w[:-1, 0] == pytest.approx(1.5))
+    with pytest.raises(MungError, match="must not exceed"):
+        sliding_windows(np.array([[0.0, 3.0]]), WindowConfig(1.0, 2.0))
+
+
+def _blobs(sizes, dim=32, noise=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), dim))
+    x = np.concatenate([c + noise * rng.normal(size=(n, dim)) * np.linalg.norm(c) / np.sqrt(dim)
+                        for c, n in zip(centres, sizes, strict=True)])
+    return x, np.repeat(np.arange(len(sizes)), sizes)
+
+
+@pytest.mark.parametrize("linkage", ["average", "complete", "single"])
+def test_ahc_recovers_well_separated_speakers(linkage):
+    x, truth = _blobs([30, 20, 25])
+    labels = cluster(x, ClusteringConfig(linkage=linkage, threshold=0.5))
+    assert len(set(labels)) == 3
+    for k in range(3):  # each true speaker maps to one cluster
+        assert len(set(labels[truth == k])) == 1
+
+
+def test_speaker_count_constraints_and_spectral():
+    x, _ = _blobs([30, 20, 25])
+    assert len(set(cluster(x, ClusteringConfig(num_speakers=2)))) == 2
+    assert len(set(cluster(x, ClusteringConfig(threshold=1.9, min_speakers=3)))) == 3
+    assert len(set(cluster(x, ClusteringConfig(threshold=0.01, max_speakers=4)))) <= 4
+    assert len(set(cluster(x, ClusteringConfig(method="spectral", max_speakers=6)))) == 3
+
+
+def test_tiny_clusters_are_folded_not_invented():
+    x, truth = _blobs([40, 40, 2])
+    labels = cluster(x, ClusteringConfig(threshold=0.5, min_cluster_fraction=0.05))
+    assert len(set(labels)) == 2
+
+
+def test_resegment_cuts_at_middle_of_overlap():
+    windows = np.array([[0.0, 1.5], [0.75, 2.25], [1.5, 3.0], [2.25, 3.75]])
+    turns = resegment(windows, np.array([0, 0, 1, 1]), ResegmentConfig(max_gap=0.0))
+    assert [(t.start, t.end, t.speaker) for t in turns] == [(0.0, 1.875, "spk00"), (1.875, 3.75, "spk01")]
+
+
+def test_min_duration_smoothing_absorbs_short_turn():
+    windows = np.array([[0.0, 2.0], [2.0, 2.3], [2.3, 5.0]])
+    assert len(window_turns(windows, np.array([0, 1, 0]))) == 3
+    turns = resegment(windows, np.array([0, 1, 0]), ResegmentConfig(min_duration=0.5))
+    assert [(t.start, t.end) for t in turns] == [(0.0, 5.0)]
