@@ -1,0 +1,156 @@
+"""Music front-end (DESIGN-NOTES §1): 16 kHz mono → power mel (128 bins, n_fft 1024, hop 512 =
+32 ms) stored raw in the competition layout ``[1, 128, T]``; the input normalisation
+(``log10(1 + 10·mel)`` by default) is applied when a model reads the features, so offline
+``.npy`` files and on-the-fly training use the same code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from mung import audio
+from mung.errors import MungError
+
+NORMALISATIONS = ("log10", "log", "none")
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Front-end settings; saved inside every checkpoint."""
+
+    sample_rate: int = 16000
+    n_mels: int = 128
+    n_fft: int = 1024
+    hop_length: int = 512
+    normalisation: str = "log10"  # log10(1 + 10·mel) | log(mel + 1e-6) | none
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
+    f = np.asarray(f, dtype=np.float64)
+    mel = f / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(f >= 1000.0, log_part, mel)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular filters ``[n_mels, n_fft//2+1]`` (equal to
+    ``librosa.filters.mel`` defaults; written out because librosa's numba import is fragile)."""
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+def mel_from_wave(wav: np.ndarray, cfg: MelConfig = MelConfig()) -> np.ndarray:
+    """Raw power mel ``[1, n_mels, T]`` float32 of a mono waveform at ``cfg.sample_rate``
+    (centred frames with zero padding, periodic Hann window, as ``librosa.feature.melspectrogram``)."""
+    wav = np.asarray(wav, dtype=np.float32)
+    pad = cfg.n_fft // 2
+    y = np.pad(wav, (pad, pad))
+    n_frames = 1 + (len(y) - cfg.n_fft) // cfg.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(y, cfg.n_fft)[:: cfg.hop_length][:n_frames]
+    window = np.hanning(cfg.n_fft + 1)[:-1].astype(np.float32)
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    mel = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T.astype(np.float32)
+    return mel.astype(np.float32)[None]
+
+
+def mel_from_audio(path: str | os.PathLike, cfg: MelConfig = MelConfig()) -> np.ndarray:
+    """Decode ``path`` with :func:`mung.audio.load` and return its raw power mel ``[1, M, T]``."""
+    wav = audio.load(path, sample_rate=cfg.sample_rate)
+    if wav.size < cfg.n_fft // 2:
+        raise MungError(f"{path}: audio too short for one mel frame ({wav.size} samples)")
+    return mel_from_wave(wav, cfg)
+
+
+def normalise(mel: np.ndarray, how: str = "log10") -> np.ndarray:
+    """Input normalisation applied to raw power mel before a model sees it."""
+    if how == "log10":
+        return np.log10(1.0 + 10.0 * mel).astype(np.float32)
+    if how == "log":
+        return np.log(mel + 1e-6).astype(np.float32)
+    if how == "none":
+        return mel.astype(np.float32)
+    raise MungError(f"unknown normalisation {how!r} (choose from {', '.join(NORMALISATIONS)})")
+
+
+def check_mel(mel: np.ndarray, name: str, n_mels: int = 128) -> np.ndarray:
+    """Validate a mel array (``[1, M, T]`` or ``[M, T]``) and return it as ``[1, M, T]`` float32."""
+    if not isinstance(mel, np.ndarray) or mel.dtype.kind not in "fiu":
+        raise MungError(f"{name}: expected a numeric mel array, got dtype {getattr(mel, 'dtype', '?')}")
+    if mel.ndim == 2:
+        mel = mel[None]
+    if mel.ndim != 3 or mel.shape[0] != 1 or mel.shape[1] != n_mels:
+        raise MungError(f"{name}: mel shape {tuple(mel.shape)}, expected [1, {n_mels}, T] or [{n_mels}, T]")
+    if mel.shape[2] == 0:
+        raise MungError(f"{name}: zero-length track (0 frames)")
+    if not np.isfinite(mel).all():
+        raise MungError(f"{name}: mel contains NaN or infinite values")
+    if (mel < 0).any():
+        raise MungError(f"{name}: mel has negative values; expected raw power mel")
+    return mel.astype(np.float32, copy=False)
+
+
+def load_npy(path: str | os.PathLike, n_mels: int = 128) -> np.ndarray:
+    """Load and validate a competition-format ``.npy`` mel file."""
+    path = Path(path)
+    if not path.exists():
+        raise MungError(f"{path}: file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise MungError(f"{path}: not a readable .npy array ({exc})") from None
+    return check_mel(arr, str(path), n_mels)
+
+
+def load_mel(path: str | os.PathLike, cfg: MelConfig = MelConfig()) -> np.ndarray:
+    """Raw power mel ``[1, M, T]`` of an audio file or a ``.npy`` mel file."""
+    if str(path).lower().endswith(".npy"):
+        return load_npy(path, cfg.n_mels)
+    return check_mel(mel_from_audio(path, cfg), str(path), cfg.n_mels)
+
+
+def featurize(
+    paths: list[str | os.PathLike], out_dir: str | os.PathLike, cfg: MelConfig = MelConfig(),
+    force: bool = False, progress: bool = True,
+) -> list[Path]:
+    """Write ``OUT/<stem>.npy`` (raw power mel ``[1, M, T]``) for every audio file."""
+    from tqdm import tqdm
+
+    from mung.io import write_with
+
+    files = audio.find_audio(list(paths))
+    out_dir = Path(out_dir)
+    stems = [Path(f).stem for f in files]
+    dup = {s for s in stems if stems.count(s) > 1}
+    if dup:
+        raise MungError(f"two inputs share the output name {sorted(dup)[0]}.npy")
+    written = []
+    for f in tqdm(files, desc="featurize", unit="file", disable=not progress):
+        mel = mel_from_audio(f, cfg)
+        target = out_dir / f"{Path(f).stem}.npy"
+        written.append(write_with(target, lambda tmp, m=mel: np.save(open(tmp, "wb"), m), force))
+    return written

@@ -1,0 +1,42 @@
+"""Attention map from the other task (DESIGN-NOTES §2.3). Our implementable form — a design
+choice, not the code of Jung et al. (Interspeech 2020): a frozen auxiliary model gives
+``p`` (sigmoid of mood logits, or softmax of station logits) for the whole input; per conv stage a
+learned ``a = sigmoid(W p + b)`` (one value per channel) rescales the stage output as
+``F ⊙ (1 + a)`` (``gate="one_plus"``, identity reachable) or ``F ⊙ a`` (``gate="plain"``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mung.music.models.base import MusicNet
+
+
+class AttentionNet(nn.Module):
+    def __init__(self, net: MusicNet, aux: MusicNet, aux_task: str, gate: str = "one_plus"):
+        super().__init__()
+        if not net.backbone.stage_channels:
+            raise ValueError("attention needs a backbone with conv stages")
+        if gate not in ("one_plus", "plain"):
+            raise ValueError(f"unknown gate {gate!r} (one_plus, plain)")
+        self.net, self.aux, self.aux_task, self.gate = net, aux, aux_task, gate
+        for p in self.aux.parameters():
+            p.requires_grad_(False)
+        k = aux.heads[aux_task].out_features
+        self.maps = nn.ModuleList(nn.Linear(k, c) for c in net.backbone.stage_channels)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.aux.eval()  # the auxiliary model stays frozen (BN statistics included)
+        return self
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            logits = self.aux(x)[self.aux_task]
+            p = torch.sigmoid(logits) if self.aux_task == "mood" else torch.softmax(logits, -1)
+
+        def hook(i: int, f: torch.Tensor) -> torch.Tensor:
+            a = torch.sigmoid(self.maps[i](p)).view(*p.shape[:1], -1, *([1] * (f.dim() - 2)))
+            return f * (1 + a) if self.gate == "one_plus" else f * a
+
+        return self.net(x, hook)

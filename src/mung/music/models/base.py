@@ -1,0 +1,96 @@
+"""Shared parts of the music networks: a backbone made of a stem and conv stages, time
+aggregation (avgpool / SAP / GRU) and task heads. Every network maps ``[B, 1, 128, T]`` to
+``{task: logits [B, n_labels]}``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+StageHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation over channels (2-D or 1-D feature maps)."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.fc(x.flatten(2).mean(-1))
+        return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
+
+
+class Aggregator(nn.Module):
+    """Sequence ``[B, T, D]`` → vector: ``avgpool`` (mean), ``sap`` (self-attentive pooling) or
+    ``gru`` (2-layer GRU, last state — the CRNN idea)."""
+
+    def __init__(self, kind: str, dim: int, hidden: int = 128):
+        super().__init__()
+        self.kind = kind
+        if kind == "avgpool":
+            self.out_dim = dim
+        elif kind == "sap":
+            self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
+            self.out_dim = dim
+        elif kind == "gru":
+            self.gru = nn.GRU(dim, hidden, num_layers=2, batch_first=True)
+            self.out_dim = hidden
+        else:
+            raise ValueError(f"unknown aggregation {kind!r} (avgpool, sap, gru)")
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        if self.kind == "avgpool":
+            return seq.mean(1)
+        if self.kind == "sap":
+            w = torch.softmax(self.att(seq), dim=1)
+            return (w * seq).sum(1)
+        out, _ = self.gru(seq)
+        return out[:, -1]
+
+
+class Backbone(nn.Module):
+    """``stem`` → ``stages`` (each may be re-scaled by a hook, DESIGN-NOTES §2.3) → sequence
+    ``[B, T', D]`` → :class:`Aggregator`. Subclasses set ``stem``, ``stages``,
+    ``stage_channels``, ``agg`` and may override :meth:`to_sequence`."""
+
+    stem: nn.Module
+    stages: nn.ModuleList
+    stage_channels: list[int]
+    agg: Aggregator
+
+    @property
+    def out_dim(self) -> int:
+        return self.agg.out_dim
+
+    def to_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """2-D map ``[B, C, F, T]`` → ``[B, T, C]`` (mean over frequency)."""
+        return x.mean(2).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> torch.Tensor:
+        x = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if hook is not None:
+                x = hook(i, x)
+        return self.agg(self.to_sequence(x))
+
+
+class MusicNet(nn.Module):
+    """A backbone with one linear head per task (``station`` and/or ``mood``: multi-task when
+    both). Input ``[B, 1, M, T]``; output ``{task: logits [B, n_task]}``."""
+
+    def __init__(self, backbone: Backbone, heads: dict[str, int], dropout: float = 0.3):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({t: nn.Linear(backbone.out_dim, n) for t, n in heads.items()})
+
+    def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> dict[str, torch.Tensor]:
+        z = self.dropout(self.backbone(x, hook))
+        return {t: head(z) for t, head in self.heads.items()}

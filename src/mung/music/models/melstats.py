@@ -1,0 +1,69 @@
+"""Hand-crafted features as a network (not from the seed; the "hand-crafted features + linear
+model" anchor of DESIGN-NOTES §7.2, after Panda et al. 2018): statistics of the whole input —
+per-mel-bin mean, std, mean |Δ| and std Δ; 20 cepstral coefficients (DCT of the log-mel) with
+mean, std and covariance; a log modulation spectrum (16 bands × 12 rhythm-rate bins, 0.1–15 Hz)
+for tempo and rhythm — standardised by a non-affine batch norm. With ``hidden=0`` the linear head
+is a logistic regression; ``hidden`` > 0 adds one small layer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mung.music.models.base import Backbone
+
+
+def _dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    k = torch.arange(n_out, dtype=torch.float32)[:, None]
+    n = torch.arange(n_in, dtype=torch.float32)[None]
+    m = torch.cos(math.pi / n_in * (n + 0.5) * k) * math.sqrt(2.0 / n_in)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+class MelStats(Backbone):
+    def __init__(self, n_mels: int = 128, hidden: int = 0, n_ceps: int = 20, bands: int = 16,
+                 mod_bins: int = 12, frame_rate: float = 31.25):
+        super().__init__()
+        self.stem = nn.Identity()
+        self.stages = nn.ModuleList()
+        self.stage_channels = []
+        self.bands, self.mod_bins, self.frame_rate = bands, mod_bins, frame_rate
+        self.register_buffer("dct", _dct_matrix(n_mels, n_ceps), persistent=False)
+        self.register_buffer("mod_edges", torch.logspace(math.log10(0.1), math.log10(15.0), mod_bins + 1),
+                             persistent=False)
+        self.iu = torch.triu_indices(n_ceps, n_ceps)
+        dim = 4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins
+        self.norm = nn.BatchNorm1d(dim, affine=False)
+        self.mlp = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3))
+                    if hidden else nn.Identity())
+        self._out = hidden or dim
+
+    @property
+    def out_dim(self) -> int:
+        return self._out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, M, T]`` → ``[B, D]`` hand-crafted statistics."""
+        x = x[:, 0]
+        b, m, t = x.shape
+        d = x.diff(dim=-1) if t > 1 else torch.zeros_like(x)
+        ceps = torch.einsum("cm,bmt->bct", self.dct, x)
+        cc = ceps - ceps.mean(-1, keepdim=True)
+        cov = (cc @ cc.transpose(1, 2) / max(t - 1, 1))[:, self.iu[0], self.iu[1]]
+        env = x.reshape(b, self.bands, m // self.bands, t).mean(2)
+        spec = torch.fft.rfft(env - env.mean(-1, keepdim=True), dim=-1).abs()
+        freqs = torch.fft.rfftfreq(t, d=1.0 / self.frame_rate).to(x.device)
+        idx = torch.bucketize(freqs, self.mod_edges) - 1
+        onehot = torch.nn.functional.one_hot(idx.clamp(0, self.mod_bins), self.mod_bins + 1)
+        onehot = onehot[:, : self.mod_bins]
+        onehot = onehot * ((idx >= 0) & (idx < self.mod_bins))[:, None]
+        counts = onehot.sum(0).clamp(min=1)
+        mod = torch.log1p((spec @ onehot.to(spec.dtype)) / counts).flatten(1)
+        return torch.cat([x.mean(-1), x.std(-1), d.abs().mean(-1), d.std(-1), ceps.mean(-1), ceps.std(-1),
+                          cov, mod], dim=1)
+
+    def forward(self, x: torch.Tensor, hook=None) -> torch.Tensor:
+        return self.mlp(self.norm(self.features(x)))

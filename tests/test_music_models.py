@@ -1,0 +1,78 @@
+"""Every registry model: documented output shapes, and it overfits a tiny real batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from music_fixtures import tiny_batch
+
+from mung.errors import MungError
+from mung.music.models import BACKBONES, build
+
+
+@pytest.fixture(scope="module")
+def batch():
+    x, y = tiny_batch(64)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _spec(name: str) -> dict:
+    if name == "attention":
+        aux = {"name": "crnn", "kwargs": {"channels": [8, 8, 8, 8]}, "heads": {"mood": 6}, "task": "mood"}
+        return {"name": "attention", "kwargs": {"base": "speakernet"}, "heads": {"station": 4}, "aux": aux}
+    return {"name": name, "heads": {"station": 4}}
+
+
+def _overfit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 15) -> list[float]:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for _ in range(steps):
+        model.train()
+        loss = F.cross_entropy(model(x)["station"], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@pytest.mark.parametrize("name", [*BACKBONES, "attention"])
+def test_model_shapes_and_overfit(batch, name):
+    torch.manual_seed(0)
+    x, y = batch
+    model = build(_spec(name))
+    with torch.no_grad():
+        out = model.eval()(x)
+    assert set(out) == {"station"} and out["station"].shape == (4, 4)
+    losses = _overfit(model, x, y)
+    assert min(losses[-5:]) < 0.5 * losses[0], f"{name}: loss {losses[0]:.3f} → {losses[-5:]}"
+
+
+def test_multitask_heads_and_variable_length(batch):
+    model = build({"name": "crnn", "heads": {"station": 4, "mood": 50}}).eval()
+    for frames in (64, 200):
+        out = model(torch.zeros(2, 1, 128, frames))
+        assert out["station"].shape == (2, 4) and out["mood"].shape == (2, 50)
+
+
+@pytest.mark.parametrize("agg", ["gru", "avgpool", "sap"])
+def test_speakernet_aggregations(agg):
+    model = build({"name": "speakernet", "kwargs": {"aggregation": agg}, "heads": {"mood": 7}}).eval()
+    assert model(torch.zeros(1, 1, 128, 40))["mood"].shape == (1, 7)
+
+
+def test_attention_aux_stays_frozen(batch):
+    x, y = batch
+    model = build(_spec("attention"))
+    before = {k: v.clone() for k, v in model.aux.state_dict().items()}
+    _overfit(model, x, y, steps=2)
+    assert not model.aux.training
+    for k, v in model.aux.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_unknown_model_is_a_user_error():
+    with pytest.raises(MungError, match="unknown model"):
+        build({"name": "vgg", "heads": {"station": 4}})
