@@ -21,8 +21,9 @@ from mung.errors import MungError
 class VADConfig:
     """``method`` webrtc: py-webrtcvad's end-point detector (mode 0-3, frames of 10/20/30 ms, a
     padding window whose voiced fraction ``ratio`` switches state). ``method`` silero: the
-    silero-vad network with a probability ``threshold``. Regions closer than ``max_gap`` seconds
-    are joined (pauses inside a turn); then regions shorter than ``min_duration`` are dropped."""
+    silero-vad network with a probability ``threshold``. Regions grow by ``pad`` seconds on each
+    side (soft onsets and tails), regions closer than ``max_gap`` seconds are joined (pauses
+    inside a turn), then regions shorter than ``min_duration`` are dropped."""
 
     method: Literal["webrtc", "silero"] = "webrtc"
     mode: int = 2
@@ -32,6 +33,7 @@ class VADConfig:
     threshold: float = 0.5
     min_duration: float = 0.0
     max_gap: float = 0.0
+    pad: float = 0.0
 
     def validate(self) -> None:
         if self.method not in ("webrtc", "silero"):
@@ -105,7 +107,7 @@ def _silero_model():
 
 def join_close(regions: np.ndarray, max_gap: float) -> np.ndarray:
     """Join sorted regions separated by at most ``max_gap`` seconds."""
-    if len(regions) < 2 or max_gap <= 0:
+    if len(regions) < 2:
         return regions
     split = np.flatnonzero(regions[1:, 0] - regions[:-1, 1] > max_gap) + 1
     starts = regions[np.r_[0, split], 0]
@@ -123,7 +125,7 @@ def detect_speech(wav: np.ndarray, config: VADConfig | None = None) -> np.ndarra
         voiced = webrtc_frames(wav, config.mode, config.frame_ms)
         padding = max(1, config.padding_ms // config.frame_ms)
         regions = endpoint_regions(voiced, config.frame_ms / 1000, padding, config.ratio)
-    regions[:, 1] = np.minimum(regions[:, 1], len(wav) / SAMPLE_RATE)
+    regions = np.clip(regions + [-config.pad, config.pad], 0.0, len(wav) / SAMPLE_RATE)
     regions = join_close(regions, config.max_gap)
     keep = regions[:, 1] - regions[:, 0] >= max(config.min_duration, 1e-3)
     return regions[keep]

@@ -47,7 +47,7 @@ def group_by_length(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 class ResemblyzerEncoder:
     """GE2E (3-layer LSTM, 40 mel, 256-d) from the ``resemblyzer`` package, batched.
 
-    The mel spectrogram of the whole input is computed once and sliced per span; each span is
+    The mel spectrogram is computed once per minute of input and sliced per span; each span is
     loudness-normalised to -30 dBFS as resemblyzer's own preprocessing does per utterance.
     """
 
@@ -55,6 +55,7 @@ class ResemblyzerEncoder:
     dim = 256
     hop = 160
     target_dbfs = -30.0
+    chunk_seconds = 60.0
 
     def __init__(self, device: str = "cpu", batch_size: int = 256) -> None:
         with warnings.catch_warnings():  # resemblyzer imports webrtcvad, which imports pkg_resources
@@ -74,9 +75,20 @@ class ResemblyzerEncoder:
         return mel.T.astype(np.float32)  # [frames, 40], power
 
     def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Spans are processed in time chunks of ``chunk_seconds`` so that the spectrogram of
+        a long recording is never held whole (bounded memory)."""
         spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
-        if len(spans) == 0:
-            return np.zeros((0, self.dim), np.float32)
+        out = np.zeros((len(spans), self.dim), np.float32)
+        chunk = np.floor(spans[:, 0] / self.chunk_seconds).astype(int)
+        for c in np.unique(chunk):
+            idx = np.flatnonzero(chunk == c)
+            # first sample on the hop grid, so frames line up with a whole-file spectrogram
+            a = int(spans[idx, 0].min() * SAMPLE_RATE) // self.hop * self.hop
+            b = int(np.ceil(spans[idx, 1].max() * SAMPLE_RATE))
+            out[idx] = self._embed_segment(wav[a:b], spans[idx] - a / SAMPLE_RATE)
+        return l2_normalize(out)
+
+    def _embed_segment(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
         mel = self._mel(wav)
         first = np.clip((spans[:, 0] * SAMPLE_RATE / self.hop).round().astype(int), 0, len(mel) - 1)
         last = (spans[:, 1] * SAMPLE_RATE / self.hop).round().astype(int)
@@ -89,13 +101,10 @@ class ResemblyzerEncoder:
                 # mel power is proportional to signal power: scale each window to -30 dBFS.
                 s0 = (spans[idx, 0] * SAMPLE_RATE).astype(int)
                 s1 = np.maximum((spans[idx, 1] * SAMPLE_RATE).astype(int), s0 + 1)
-                power = np.array(
-                    [np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1, strict=True)]
-                )
+                power = np.array([np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1, strict=True)])
                 batch *= (target_power / power)[:, None, None].astype(np.float32)
-                x = torch.from_numpy(batch).to(self.device)
-                out[idx] = self.model(x).cpu().numpy()
-        return l2_normalize(out)
+                out[idx] = self.model(torch.from_numpy(batch).to(self.device)).cpu().numpy()
+        return out
 
 
 _FACTORIES: dict[str, Callable[..., SpeakerEncoder]] = {

@@ -1,0 +1,174 @@
+"""Diarization benchmark on ../shared/data/diarization: prints (and saves) one table.
+
+For each set (ami-excerpts, real-conversations, sim-dev) and each system: DER with a ±0.25 s
+collar and with none, JER, (DER + JER) / 2, mean |speaker-count error|, real-time factor
+(processing time / audio time, model loading excluded) and peak resident memory of the
+process that ran it. Systems: the default config, the organisers' baseline settings, extra
+systems named with --system, and the one-speaker baseline (reference speech, one label).
+``--long`` adds a 1-hour recording (sim-dev concatenated) to check time and memory at scale.
+
+    python benchmarks/diarization.py [--long] [--out benchmarks/results/diarization.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "diarization"
+SETS = ["ami-excerpts", "real-conversations", "sim-dev"]
+
+# name -> dotted config overrides on top of DiarizationConfig() (see `mung diarize --show-config`)
+SYSTEMS: dict[str, dict] = {
+    "default": {},
+    "organiser baseline": {
+        "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
+        "windows.window": 1.5, "windows.shift": 0.5, "embedding.center": 0.0,
+        "clustering.linkage": "complete", "clustering.threshold": 0.35,
+        "clustering.min_cluster_fraction": 0.0, "clustering.refine_iterations": 0,
+        "resegment.max_gap": 0.0,
+    },
+    "silero VAD": {"vad.method": "silero"},
+    "spectral clustering": {"clustering.method": "spectral"},
+}
+
+
+def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:
+    """In a fresh process: diarize ``files``; return RTTMs, audio seconds, processing seconds,
+    peak RSS in MB (the process holds nothing else)."""
+    overrides, files = args
+    import torch
+
+    from mung.config import merge
+    from mung.diarization.pipeline import DiarizationConfig, Diarizer
+
+    torch.set_num_threads(2)
+    diarizer = Diarizer(merge(DiarizationConfig(), overrides))
+    hyps, audio_s, busy = {}, 0.0, 0.0
+    for f in files:
+        t0 = time.perf_counter()
+        d = diarizer(f)
+        busy += time.perf_counter() - t0
+        hyps[d.uri] = d.to_rttm()
+        audio_s += d.duration
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return hyps, audio_s, busy, peak
+
+
+def run_isolated(overrides: dict, files: list[Path]):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_run, ((overrides, [str(f) for f in files]),))
+
+
+def _parse(rttm_texts: dict[str, str]):
+    from mung.diarization.rttm import read_rttm
+
+    with tempfile.NamedTemporaryFile("w", suffix=".rttm", delete=False) as tmp:
+        tmp.write("".join(rttm_texts.values()))
+    hyps = read_rttm(tmp.name)
+    Path(tmp.name).unlink()
+    return hyps
+
+
+def _one_speaker(refs):
+    from mung.diarization.rttm import Diarization, Turn
+
+    out = {}
+    for uri, d in refs.items():
+        merged: list[list[float]] = []
+        for t in sorted(d.turns):
+            if merged and t.start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], t.end)
+            else:
+                merged.append([t.start, t.end])
+        out[uri] = Diarization(uri, [Turn(s, e, "one") for s, e in merged], d.duration)
+    return out
+
+
+def row(name: str, set_name: str, refs, uem, hyps, rtf: float | None, peak: float | None) -> str:
+    from mung.diarization.scoring import score
+
+    rows, with_collar = score(refs, hyps, uem, collar=0.25)
+    _, no_collar = score(refs, hyps, uem, collar=0.0)
+    count_err = np.mean([abs(r.ref_speakers - r.hyp_speakers) for r in rows])
+    fmt = lambda x: f"{100 * x:.2f}"  # noqa: E731
+    return (
+        f"| {set_name} | {name} | {fmt(with_collar.der)} | {fmt(no_collar.der)} | "
+        f"{fmt(with_collar.confusion)} / {fmt(with_collar.miss)} / {fmt(with_collar.false_alarm)} | "
+        f"{fmt(with_collar.jer)} | {fmt(with_collar.combined)} | {count_err:.2f} | "
+        f"{'-' if rtf is None else f'{rtf:.4f}'} | {'-' if peak is None else f'{peak:.0f}'} |"
+    )
+
+
+HEADER = (
+    "| set | system | DER % (±0.25 s) | DER % (no collar) | conf / miss / FA % (±0.25 s) | JER % | "
+    "(DER+JER)/2 % | mean abs spk-count err | RTF | peak MB |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def long_recording(seconds: float = 3600.0) -> tuple[str, float, float, float]:
+    """RTF and peak memory of the default config on one ≥1 h file built from sim-dev."""
+    import soundfile as sf
+
+    from mung import audio
+
+    parts, total = [], 0.0
+    files = sorted((DATA / "sim-dev").glob("*.ogg"))
+    while total < seconds:
+        for f in files:
+            wav = audio.load(f)
+            parts.append(wav)
+            total += len(wav) / audio.SAMPLE_RATE
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "one-hour.flac"
+        sf.write(path, np.concatenate(parts), audio.SAMPLE_RATE)
+        del parts
+        _, audio_s, busy, peak = run_isolated({}, [path])
+    return f"| 1-hour file (sim-dev joined) | default | {audio_s / 60:.1f} min | RTF {busy / audio_s:.4f} | peak {peak:.0f} MB |", audio_s, busy, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--system", action="append", choices=list(SYSTEMS), help="systems to run (default: all)")
+    ap.add_argument("--long", action="store_true", help="also time a 1-hour recording")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diarization.md")
+    args = ap.parse_args()
+    if not DATA.exists():
+        sys.exit(f"data not found: {DATA}")
+    from mung.diarization.rttm import read_rttm, read_uem
+
+    lines = [HEADER]
+    print(HEADER, flush=True)
+    for set_name in SETS:
+        folder = DATA / set_name
+        refs = read_rttm(folder / f"{set_name}.rttm")
+        uem = read_uem(folder / f"{set_name}.uem")
+        files = sorted(folder.glob("*.ogg"))
+        results = [("one speaker (oracle speech)", _one_speaker(refs), None, None)]
+        for name in args.system or list(SYSTEMS):
+            texts, audio_s, busy, peak = run_isolated(SYSTEMS[name], files)
+            results.append((name, _parse(texts), busy / audio_s, peak))
+        for name, hyps, rtf, peak in results:
+            line = row(name, set_name, refs, uem, hyps, rtf, peak)
+            lines.append(line)
+            print(line, flush=True)
+    if args.long:
+        line = long_recording()[0]
+        lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", line]
+        print(line, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
