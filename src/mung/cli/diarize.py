@@ -22,15 +22,29 @@ def _overrides(opts: dict) -> dict:
         "vad": "vad.method", "vad_mode": "vad.mode", "frame_ms": "vad.frame_ms",
         "padding_ms": "vad.padding_ms", "window": "windows.window", "shift": "windows.shift",
         "embedding": "embedding.model", "device": "embedding.device",
-        "clustering": "clustering.method", "linkage": "clustering.linkage",
+        "linkage": "clustering.linkage", "dereverb": "dereverb.method",
         "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
         "min_duration": "resegment.min_duration",
     }
     out = {dotted: opts[name] for name, dotted in keys.items()}
+    if opts["clustering"]:
+        method, _, model = opts["clustering"].partition(":")
+        out["clustering.method"], out["clustering.model"] = method, model or None
     if opts["segment_aggregation"]:
         out["embedding.segment_aggregation"] = True
     return out
+
+
+def _clustering_spec(value: str | None) -> str | None:
+    from mung.errors import MungError
+
+    if value is None:
+        return None
+    method, _, model = value.partition(":")
+    if method not in ("ahc", "spectral", "uisrnn") or (method == "uisrnn") != bool(model):
+        raise MungError(f"--clustering must be ahc, spectral or uisrnn:MODEL, got {value!r}")
+    return value
 
 
 _WORKER = {}
@@ -94,7 +108,8 @@ def _summary(d) -> str:
 @click.option("--embedding", help="default | resnetse34l:CKPT")
 @click.option("--segment-aggregation", is_flag=True, help="Segment aggregation (resnetse34l).")
 @click.option("--device", help="cpu | cuda")
-@click.option("--clustering", type=click.Choice(["ahc", "spectral"]))
+@click.option("--clustering", callback=lambda c, p, v: _clustering_spec(v), help="ahc|spectral|uisrnn:MODEL")
+@click.option("--dereverb", type=click.Choice(["none", "wpe"]), help="WPE dereverberation before detection.")
 @click.option("--linkage", type=click.Choice(["average", "complete", "single"]))
 @click.option("--threshold", type=float, help="AHC cosine-distance threshold.")
 @click.option("--num-speakers", type=int, help="Known number of speakers.")
@@ -163,3 +178,95 @@ def _diarize_all(paths: list[Path], config, jobs: int, debug: bool, tqdm):
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(config, debug))
     with pool:
         return list(tqdm(pool.map(_run_one, paths), **bar))
+
+
+def _range(text: str) -> tuple[float, float]:
+    """'A,B' or 'A' → (A, B)."""
+    from mung.errors import MungError
+
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise MungError(f"expected a number or a range LOW,HIGH, got {text!r}") from None
+    if len(parts) not in (1, 2):
+        raise MungError(f"expected a number or a range LOW,HIGH, got {text!r}")
+    return parts[0], parts[-1]
+
+
+@diarize_group.command(name="simulate")
+@click.option("--speech", required=True, type=click.Path(), help="Single-speaker utterances (SPEAKER/*.ogg).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output directory.")
+@click.option("--n", "n", type=int, default=20, show_default=True, help="Number of recordings.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", default="sim", show_default=True, help="Prefix of uris and set files.")
+@click.option("--min-speakers", type=int, default=2, show_default=True)
+@click.option("--max-speakers", type=int, default=4, show_default=True)
+@click.option("--duration", default="60,120", show_default=True, help="Recording length range (s).")
+@click.option("--overlap-prob", type=float, default=0.4, show_default=True, help="P(turn overlaps).")
+@click.option("--overlap", default="0.3,1.5", show_default=True, help="Overlap length range (s).")
+@click.option("--pause", default="0.2,1.5", show_default=True, help="Pause range between turns (s).")
+@click.option("--backchannel-prob", type=float, default=0.0, show_default=True, help="P(interjection).")
+@click.option("--snr", default="20,30", show_default=True, help="White-noise SNR range (dB).")
+@click.option("--gain", default="-6,0", show_default=True, help="Per-speaker gain range (dB).")
+@click.option("--format", "audio_format", type=click.Choice(["flac", "wav"]), default="flac")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+def simulate_cmd(speech: str, out: str, n: int, seed: int, name: str, audio_format: str, force: bool,
+                 **opts) -> None:
+    """Simulated conversations with exact OUT/NAME.rttm, .uem and .meta.jsonl (deterministic by seed)."""
+    from tqdm import tqdm
+
+    from mung.diarization.simulate import SimulationConfig, simulate, write_simulation
+
+    config = SimulationConfig(
+        min_speakers=opts["min_speakers"], max_speakers=opts["max_speakers"],
+        duration=_range(opts["duration"]), pause=_range(opts["pause"]), overlap=_range(opts["overlap"]),
+        overlap_prob=opts["overlap_prob"], backchannel_prob=opts["backchannel_prob"],
+        snr_db=_range(opts["snr"]), speaker_gain_db=_range(opts["gain"]),
+    )
+    recs = tqdm(simulate(speech, n, seed, config, prefix=name), total=n, unit="rec", file=sys.stderr)
+    paths = write_simulation(recs, out, name, audio_format, force)
+    click.echo(f"{len(paths)} recordings, {name}.rttm, {name}.uem, {name}.meta.jsonl written to {out}")
+
+
+@diarize_group.command(name="train-clustering")
+@click.option("--method", type=click.Choice(["uisrnn"]), default="uisrnn", show_default=True)
+@click.option("--audio-dir", required=True, type=click.Path(), help="Recordings (uri = file stem).")
+@click.option("--ref", "ref", required=True, type=click.Path(), help="RTTM with their speaker turns.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Model file to write.")
+@click.option("--config", "config_file", type=click.Path(), help="Pipeline YAML (front-end settings).")
+@click.option("--embedding", help="default | resnetse34l:CKPT")
+@click.option("--cache", type=click.Path(), help="Read/write the window embeddings here (.npz).")
+@click.option("--steps", type=int, default=2000, show_default=True)
+@click.option("--hidden", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing model.")
+def train_clustering_cmd(method: str, audio_dir: str, ref: str, out: str, config_file: str | None,
+                         embedding: str | None, cache: str | None, steps: int, hidden: int, seed: int,
+                         force: bool) -> None:
+    """Train supervised clustering on RTTM-labelled recordings (the pipeline's front-end embeds them)."""
+    from tqdm import tqdm
+
+    from mung import io
+    from mung.audio import find_audio
+    from mung.config import load_yaml, merge
+    from mung.diarization.pipeline import DiarizationConfig
+    from mung.diarization.rttm import read_rttm
+    from mung.diarization.uisrnn import UISRNNTrainConfig, labelled_embeddings, save_model, train
+
+    io.check_writable(Path(out), force)
+    config = load_yaml(DiarizationConfig, config_file) if config_file else DiarizationConfig()
+    config = merge(config, {"embedding.model": embedding})
+    refs = read_rttm(ref)
+    paths = [p for p in find_audio([audio_dir]) if p.stem in refs]
+    if not paths:
+        from mung.errors import MungError
+
+        raise MungError(f"{audio_dir}: no audio file whose stem is a uri of {ref}")
+    bar = dict(unit="file", file=sys.stderr, desc="embedding")
+    data, meta = labelled_embeddings(paths, refs, config, cache, progress=lambda it: tqdm(it, **bar))
+    train_config = UISRNNTrainConfig(hidden=hidden, steps=steps, seed=seed)
+    model, curve = train(data, train_config, meta, lambda it: tqdm(it, desc="training", file=sys.stderr))
+    save_model(model, out, force)
+    click.echo(f"{method} model ({model.dim}-d {meta['encoder']} embeddings, {len(data)} recordings, "
+               f"p_change {model.p_change:.3f}, crp_alpha {model.crp_alpha:.2f}, "
+               f"final NLL {curve[-1]:.1f}) → {out}")

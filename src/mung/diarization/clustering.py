@@ -24,9 +24,11 @@ class ClusteringConfig:
     count; ``min_speakers``/``max_speakers`` bound it. ``min_cluster_fraction``: clusters
     holding less than this share of the speech are re-assigned to the nearest larger one.
     ``refine_iterations``: rounds of nearest-centroid re-assignment (cosine k-means) after the
-    initial clustering; AHC's greedy merges leave many windows in the wrong cluster."""
+    initial clustering; AHC's greedy merges leave many windows in the wrong cluster.
+    ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
+    train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
-    method: Literal["ahc", "spectral"] = "ahc"
+    method: Literal["ahc", "spectral", "uisrnn"] = "ahc"
     linkage: Literal["average", "complete", "single"] = "average"
     threshold: float = 0.7
     num_speakers: int | None = None
@@ -34,10 +36,16 @@ class ClusteringConfig:
     max_speakers: int | None = None
     min_cluster_fraction: float = 0.05
     refine_iterations: int = 10
+    model: str | None = None
+    beam_size: int = 10
 
     def validate(self) -> None:
-        if self.method not in ("ahc", "spectral"):
-            raise MungError(f"clustering.method must be 'ahc' or 'spectral', got {self.method!r}")
+        if self.method not in ("ahc", "spectral", "uisrnn"):
+            raise MungError(f"clustering.method must be 'ahc', 'spectral' or 'uisrnn', got {self.method!r}")
+        if self.method == "uisrnn" and not self.model:
+            raise MungError("clustering.method 'uisrnn' needs a model: --clustering uisrnn:MODEL")
+        if self.beam_size < 1:
+            raise MungError("clustering.beam_size must be at least 1")
         if self.linkage not in ("average", "complete", "single"):
             raise MungError(f"clustering.linkage must be average, complete or single, got {self.linkage!r}")
         if self.num_speakers is not None and self.num_speakers < 1:
@@ -130,7 +138,12 @@ def cluster(
         return np.zeros(1, int)
     emb = l2_normalize(np.asarray(emb, np.float64))
     weights = np.ones(len(emb)) if weights is None else np.asarray(weights, np.float64)
-    labels = ahc(emb, config) if config.method == "ahc" else spectral(emb, config)
+    if config.method == "uisrnn":
+        from mung.diarization.uisrnn import predict
+
+        labels = predict(emb, config.model, config.bounds(len(emb))[1], config.beam_size)
+    else:
+        labels = ahc(emb, config) if config.method == "ahc" else spectral(emb, config)
     lo, _ = config.bounds(len(emb))
     if config.num_speakers is None and config.min_cluster_fraction > 0:
         labels = fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)

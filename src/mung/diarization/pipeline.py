@@ -10,6 +10,7 @@ import numpy as np
 
 from mung import audio
 from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.vad import VADConfig, detect_speech
@@ -36,6 +37,7 @@ class EmbeddingConfig:
 class DiarizationConfig:
     """Every setting of the pipeline; ``mung diarize --config`` reads the same keys from YAML."""
 
+    dereverb: DereverbConfig = field(default_factory=DereverbConfig)
     vad: VADConfig = field(default_factory=VADConfig)
     windows: WindowConfig = field(default_factory=WindowConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
@@ -43,6 +45,7 @@ class DiarizationConfig:
     resegment: ResegmentConfig = field(default_factory=ResegmentConfig)
 
     def validate(self) -> None:
+        self.dereverb.validate()
         self.vad.validate()
         self.windows.validate()
         self.clustering.validate()
@@ -59,6 +62,13 @@ class Embedded:
     embeddings: np.ndarray
 
 
+def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
+    """Window embeddings as clustering sees them (``embedding.center`` of the mean removed)."""
+    if config.embedding.center and len(emb) > 1:
+        return l2_normalize(emb - config.embedding.center * emb.mean(0))
+    return emb
+
+
 class Diarizer:
     """Loads the encoder once; call it on paths or waveforms. ``Diarizer(config)(path)``."""
 
@@ -70,6 +80,11 @@ class Diarizer:
             device=self.config.embedding.device,
             segment_aggregation=self.config.embedding.segment_aggregation,
         )
+        if self.config.clustering.method == "uisrnn":
+            from mung.diarization.uisrnn import check_compatible, load_model
+
+            model = self.config.clustering.model
+            check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name)
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""
@@ -77,6 +92,7 @@ class Diarizer:
             wav, uri = source.astype(np.float32), uri or "audio"
         else:
             wav, uri = audio.load(source), uri or Path(source).stem
+        wav = dereverberate(wav, self.config.dereverb)
         regions = detect_speech(wav, self.config.vad)
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
@@ -85,11 +101,8 @@ class Diarizer:
     def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
         """Cluster and resegment ``embedded`` (optionally with other clustering settings)."""
         config = config or self.config
-        emb = embedded.embeddings
-        if config.embedding.center and len(emb) > 1:
-            emb = l2_normalize(emb - config.embedding.center * emb.mean(0))
         w = embedded.windows
-        labels = cluster(emb, config.clustering, weights=w[:, 1] - w[:, 0])
+        labels = cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
         turns = resegment(w, labels, config.resegment)
         return Diarization(embedded.uri, turns, embedded.duration)
 

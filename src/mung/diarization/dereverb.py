@@ -1,0 +1,71 @@
+"""Single-channel multi-frame WPE dereverberation (``nara_wpe``) before speech detection.
+
+Long recordings are processed in blocks of ``block_seconds`` with ``context_seconds`` of audio on
+each side (discarded after filtering), so memory grows with the block, not with the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mung.audio import SAMPLE_RATE
+from mung.errors import MungError
+
+
+@dataclass
+class DereverbConfig:
+    """``method``: ``none`` or ``wpe``. WPE: ``taps`` prediction-filter length and ``delay`` (STFT
+    frames), ``iterations`` of the variance/filter re-estimation, ``fft_size``/``shift`` in samples."""
+
+    method: Literal["none", "wpe"] = "none"
+    taps: int = 10
+    delay: int = 3
+    iterations: int = 3
+    fft_size: int = 512
+    shift: int = 128
+    block_seconds: float = 30.0
+    context_seconds: float = 2.0
+
+    def validate(self) -> None:
+        if self.method not in ("none", "wpe"):
+            raise MungError(f"dereverb.method must be 'none' or 'wpe', got {self.method!r}")
+        if self.taps < 1 or self.delay < 1 or self.iterations < 1:
+            raise MungError("dereverb.taps, delay and iterations must be at least 1")
+        if self.shift < 1 or self.fft_size < self.shift:
+            raise MungError("dereverb.fft_size must be >= dereverb.shift >= 1")
+        if self.block_seconds <= 0 or self.context_seconds < 0:
+            raise MungError("dereverb.block_seconds must be positive and context_seconds >= 0")
+
+
+def wpe_block(wav: np.ndarray, config: DereverbConfig) -> np.ndarray:
+    """WPE on one block; the output has the input's length."""
+    from nara_wpe.utils import istft, stft
+    from nara_wpe.wpe import wpe_v8 as wpe
+
+    spec = stft(wav.astype(np.float64), size=config.fft_size, shift=config.shift)  # [T, F]
+    out = wpe(spec.T[:, None, :], taps=config.taps, delay=config.delay, iterations=config.iterations)
+    y = istft(out[:, 0, :].T, size=config.fft_size, shift=config.shift)
+    return y[: len(wav)].astype(np.float32)
+
+
+def dereverberate(wav: np.ndarray, config: DereverbConfig | None = None) -> np.ndarray:
+    """``wav`` (16 kHz mono) after dereverberation; ``method='none'`` returns it unchanged."""
+    config = config or DereverbConfig()
+    config.validate()
+    if config.method == "none" or len(wav) == 0:
+        return wav
+    if len(wav) < config.fft_size:
+        raise MungError(f"dereverb: audio too short for WPE ({len(wav)} samples < {config.fft_size})")
+    block, ctx = int(config.block_seconds * SAMPLE_RATE), int(config.context_seconds * SAMPLE_RATE)
+    out = np.empty(len(wav), np.float32)
+    for start in range(0, len(wav), block):
+        a, b = max(0, start - ctx), min(len(wav), start + block + ctx)
+        if b - a < config.fft_size:  # a tiny tail: filter it with more left context
+            a = max(0, b - config.fft_size)
+        y = wpe_block(wav[a:b], config)
+        end = min(len(wav), start + block)
+        out[start:end] = y[start - a : end - a]
+    return out
