@@ -128,6 +128,41 @@ def _weights(weights: str | None) -> list[float] | None:
 
 
 @music.command()
+@click.option("--data", required=True, type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for ablation.json/.md/.png.")
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--epochs", default=None, type=int, help="Epochs per run (default 4; quick 1).")
+@click.option("--quick", is_flag=True, help="Smoke run: 2 seeds, tiny models and a few clips.")
+@click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
+@click.option("--only", multiple=True, help="Only claims containing this word (repeatable), e.g. focal.")
+@click.option("--force", is_flag=True)
+def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, force):
+    """Re-test the seed's claims (crop length, 1-D vs 2-D, GRU vs pooling, attention, focal, mixup,
+    frequency masking, ensemble) with several seeds; writes a verdict table."""
+    from dataclasses import replace
+
+    from mung.music.ablate import AblationConfig
+    from mung.music.ablate import ablate as run
+
+    cfg = AblationConfig.quick_config() if quick else AblationConfig(seeds=seeds)
+    cfg = replace(cfg, seeds=seeds if not quick or seeds != 3 else cfg.seeds, epochs=epochs or cfg.epochs)
+    run(data, out_dir, cfg, force=force, cache_dir=cache_dir, only=list(only) or None)
+    click.echo((Path(out_dir) / "ablation.md").read_text())
+
+
+@music.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", "out_file", required=True, type=click.Path(), help="Target .safetensors file.")
+@click.option("--full-precision", is_flag=True, help="Keep float32 weights (default: fp16).")
+@click.option("--force", is_flag=True)
+def export(run, out_file, full_precision, force):
+    """Copy a run's checkpoint (fp16 by default), e.g. into src/mung/music/weights/."""
+    from mung.music.inference import export as run_export
+
+    click.echo(f"wrote {run_export(run, out_file, not full_precision, force)}")
+
+
+@music.command()
 @click.argument("checkpoints", nargs=-1, type=click.Path())
 @click.option("--data", required=True, type=click.Path())
 @click.option("--split", default="val", show_default=True, help="train, val, or all.")

@@ -84,6 +84,13 @@ def load_checkpoint(path: os.PathLike, device: str = "cpu") -> Checkpoint:
     return Checkpoint(path, model.to(device).eval(), meta)
 
 
+def export(run: os.PathLike, out: os.PathLike, half: bool = True, force: bool = False) -> Path:
+    """Copy a trained checkpoint to ``out`` (fp16 weights by default), e.g. into the package's
+    ``mung/music/weights/`` folder to make it (part of) the shipped default."""
+    ck = load_checkpoint(run)
+    return save_checkpoint(out, ck.model, {**ck.meta, "exported_from": str(ck.path)}, force, half)
+
+
 def default_checkpoints() -> list[Path]:
     """The shipped default model(s) inside the package."""
     folder = resources.files("mung.music") / "weights"

@@ -195,8 +195,9 @@ def train(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force:
                 lam = float(rng.beta(cfg.mixup, cfg.mixup))
                 perm = torch.randperm(len(idx), device=device)
                 xt = lam * xt + (1 - lam) * xt[perm]
-                one = F.one_hot(ys.clamp(min=0), max(heads.get("station", 1), 1)).float()
-                ys = lam * one + (1 - lam) * one[perm]
+                if "station" in heads:
+                    one = F.one_hot(ys, heads["station"]).float()
+                    ys = lam * one + (1 - lam) * one[perm]
                 ym = lam * ym + (1 - lam) * ym[perm]
             with torch.autocast(device_type="cuda", enabled=use_amp):
                 loss = _loss(cfg, model(xt), ys, ym)
