@@ -19,6 +19,7 @@ from mung.diarization.simulate import SimulationConfig, simulate
 from mung.diarization.uisrnn import (
     UISRNN,
     UISRNNTrainConfig,
+    calibrate_alpha,
     decode,
     label_accuracy,
     labelled_embeddings,
@@ -148,8 +149,10 @@ def sim_embeddings(tmp_path_factory):
 def test_uisrnn_trains_and_predicts_on_real_embeddings(tmp_path, sim_embeddings):
     torch.set_num_threads(1)
     data, meta, _, _ = sim_embeddings
-    model, curve = train(data[:3], UISRNNTrainConfig(hidden=32, steps=150, batch_size=8), meta)
+    config = UISRNNTrainConfig(hidden=32, steps=150, batch_size=8)
+    model, curve = train(data[:3], config, meta)
     assert curve[-1] < curve[0]
+    calibrate_alpha(model, data[:3], config.alpha_scales)  # too few recordings for a hold-out
     assert 0 < model.p_change < 0.5 and model.crp_alpha > 0
     path = save_model(model, tmp_path / "m.pt")
     blob = torch.load(path, weights_only=True)
