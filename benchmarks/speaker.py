@@ -48,10 +48,10 @@ def build_lists(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
     """(train_list, train_root, trials, trial_root)."""
     lists = args.work / "lists"
     if args.heldout is None:
-        make_lists(args.data, lists, trial_speakers=args.trial_speakers, force=True)
+        make_lists(args.data, lists, args.trial_speakers, nontargets_per_target=20, force=True)
         return lists / "train_list.txt", lists / "audio", lists / "trials.txt", lists / "audio"
     make_lists(args.data, lists / "train", trial_speakers=0, force=True)
-    make_lists(args.heldout, lists / "heldout", trial_speakers=None, force=True)
+    make_lists(args.heldout, lists / "heldout", None, nontargets_per_target=20, force=True)
     return (
         lists / "train" / "train_list.txt",
         lists / "train" / "audio",
@@ -102,12 +102,13 @@ def main() -> None:
     head = "| model | EER full | EER 3 s | EER 1 s | minDCF full | minDCF 3 s | minDCF 1 s | eval s |"
     lines = [head, "|" + "---|" * 8]
     for label, res, secs in table:
-        eers = " | ".join(f"{r.eer:.2f} %" for r in res)
+        eers = " | ".join(f"{r.eer:.1f} % ({r.eer_ci[0]:.1f}–{r.eer_ci[1]:.1f})" for r in res)
         dcfs = " | ".join(f"{r.min_dcf:.3f}" for r in res)
         lines.append(f"| {label} | {eers} | {dcfs} | {secs:.0f} |")
     setup = (
         f"Trials: {len(trials)} ({n_target} target) from `{trials_path.relative_to(args.work)}`; "
-        f"enrollment side full, test side centre-cropped to 3 s / 1 s. Training: `{args.data.name}`"
+        f"enrollment side full, test side centre-cropped to 3 s / 1 s; EER with bootstrap 95 % "
+        f"interval. Training: `{args.data.name}`"
         f"{' (trial speakers disjoint)' if args.heldout is None else ''}, {args.epochs} epochs, "
         f"{args.crop_seconds:g} s crops, 32 speakers × 2 utterances per batch, angular prototypical "
         f"loss, CPU with {args.threads} thread(s). Segment aggregation: 0.5 s segments, 0.25 s hop. "

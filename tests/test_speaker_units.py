@@ -12,7 +12,7 @@ from mung.speaker.checkpoint import AggregationConfig, SpeakerModel, load_checkp
 from mung.speaker.embedder import ResNetSE34LEncoder
 from mung.speaker.encoder import load_encoder
 from mung.speaker.losses import AngularPrototypical, SpeakerSoftmax
-from mung.speaker.metrics import eer, min_dcf
+from mung.speaker.metrics import eer, eer_interval, min_dcf
 from mung.speaker.models import ResNetSE34L, SegmentAggregator, count_parameters, segment_bounds
 
 torch.set_num_threads(1)
@@ -49,6 +49,8 @@ def test_eer_and_min_dcf_hand_cases():
     assert eer(np.array([0.9, 0.8, 0.3, 0.5, 0.1]), np.array([1, 1, 1, 0, 0])) == pytest.approx(1 / 3)
     # p_target 0.5: rejecting all costs 0.5·1 / 0.5 = 1; t=0.6 → miss 1/2, fa 1/2 → 1
     assert min_dcf(np.array([0.2, 0.6, 0.4, 0.8]), np.array([1, 1, 0, 0]), p_target=0.5) == 1.0
+    lo, hi = eer_interval(s, lab, n_boot=200)
+    assert 0 <= lo <= 1 / 3 <= hi <= 1
     with pytest.raises(MungError, match="both target"):
         eer(np.array([0.1, 0.2]), np.array([1, 1]))
 

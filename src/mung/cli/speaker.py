@@ -62,6 +62,7 @@ def speaker() -> None:
 )
 @click.option("--train-part-seconds", default=3.0, show_default=True, help="Length of training parts.")
 @click.option("--trial-parts", default=2, show_default=True, help="Parts per trial speaker.")
+@click.option("--nontargets", default=5, show_default=True, help="Non-target trials per target.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing lists.")
 def make_lists_cmd(
@@ -70,6 +71,7 @@ def make_lists_cmd(
     trial_speakers: str,
     train_part_seconds: float,
     trial_parts: int,
+    nontargets: int,
     seed: int,
     force: bool,
 ) -> None:
@@ -80,7 +82,9 @@ def make_lists_cmd(
     if trial_speakers != "all" and not trial_speakers.isdigit():
         raise MungError("--trial-speakers must be 'all' or a number")
     n = None if trial_speakers == "all" else int(trial_speakers)
-    stats = make_lists(source, out_dir, n, train_part_seconds, trial_parts, seed=seed, force=force)
+    stats = make_lists(
+        source, out_dir, n, train_part_seconds, trial_parts, nontargets, seed=seed, force=force
+    )
     click.echo(" ".join(f"{k}={v}" for k, v in stats.items()))
     click.echo(f"lists written to {out_dir}/ (audio root: {out_dir / 'audio'})")
 

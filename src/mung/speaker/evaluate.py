@@ -13,7 +13,7 @@ from tqdm import tqdm
 from mung.audio import SAMPLE_RATE, load
 from mung.speaker.encoder import SpeakerEncoder, l2_normalize
 from mung.speaker.lists import Trial
-from mung.speaker.metrics import eer, min_dcf
+from mung.speaker.metrics import eer, eer_interval, min_dcf
 
 CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are averaged
 
@@ -24,21 +24,19 @@ class DurationResult:
     eer: float  # percent
     min_dcf: float
     trials: int
+    eer_ci: tuple[float, float] = (float("nan"), float("nan"))  # bootstrap 95 % interval, percent
 
     def row(self) -> str:
-        return f"{self.duration:>6}  {self.eer:6.2f}  {self.min_dcf:7.4f}  {self.trials:6d}"
+        ci = f"{self.eer_ci[0]:5.1f}-{self.eer_ci[1]:<5.1f}"
+        return f"{self.duration:>6}  {self.eer:6.2f}  {ci:>11}  {self.min_dcf:7.4f}  {self.trials:6d}"
 
 
-def embed_wav(
-    encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = CHUNK_SECONDS
-) -> np.ndarray:
+def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
     """One unit-norm embedding for a whole waveform (long audio: mean of chunk embeddings)."""
     total = len(wav) / SAMPLE_RATE
     starts = np.arange(0.0, total, chunk_seconds)
     spans = np.stack([starts, np.minimum(starts + chunk_seconds, total)], axis=1)
-    if (
-        len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0
-    ):  # fold a short tail into the last chunk
+    if len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0:  # fold a short tail into the last chunk
         spans = np.concatenate([spans[:-2], [[spans[-2, 0], total]]])
     return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
 
@@ -89,6 +87,7 @@ def evaluate_trials(
                 100 * eer(scores, labels),
                 min_dcf(scores, labels, p_target),
                 len(trials),
+                tuple(100 * v for v in eer_interval(scores, labels)),
             )
         )
     return out
@@ -96,5 +95,5 @@ def evaluate_trials(
 
 def format_results(results: list[DurationResult]) -> str:
     """A small fixed-width table."""
-    head = f"{'test':>6}  {'EER%':>6}  {'minDCF':>7}  {'trials':>6}"
+    head = f"{'test':>6}  {'EER%':>6}  {'95% CI':>11}  {'minDCF':>7}  {'trials':>6}"
     return "\n".join([head, *(r.row() for r in results)])

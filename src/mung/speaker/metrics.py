@@ -7,9 +7,7 @@ import numpy as np
 from mung.errors import MungError
 
 
-def error_rates(
-    scores: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def error_rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss and false-alarm rates when accepting ``score >= t`` for every candidate threshold
     (each distinct score, plus +inf = reject all). Returns ``(thresholds, fnr, fpr)``."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -17,9 +15,7 @@ def error_rates(
     if scores.shape != labels.shape or scores.ndim != 1:
         raise MungError("scores and labels must be 1-D arrays of the same length")
     if labels.all() or not labels.any():
-        raise MungError(
-            "trials need both target (1) and non-target (0) labels to compute EER / minDCF"
-        )
+        raise MungError("trials need both target (1) and non-target (0) labels to compute EER / minDCF")
     tgt = np.sort(scores[labels])
     non = np.sort(scores[~labels])
     thr = np.append(np.unique(scores), np.inf)
@@ -51,3 +47,16 @@ def min_dcf(
     _, fnr, fpr = error_rates(scores, labels)
     cost = c_miss * p_target * fnr + c_fa * (1 - p_target) * fpr
     return float(cost.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def eer_interval(
+    scores: np.ndarray, labels: np.ndarray, n_boot: int = 500, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap confidence interval of the EER (targets and non-targets resampled separately)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    tgt, non = scores[labels], scores[~labels]
+    rng = np.random.default_rng(seed)
+    lab = np.r_[np.ones(len(tgt)), np.zeros(len(non))]
+    boot = [eer(np.r_[rng.choice(tgt, len(tgt)), rng.choice(non, len(non))], lab) for _ in range(n_boot)]
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
