@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mung.errors import MungError
 from mung.io import write_text
 from mung.speaker.encoder import load_encoder
 from mung.speaker.evaluate import DurationResult, evaluate_trials
@@ -35,7 +36,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--heldout", type=Path, default=None, help="speaker folders used only for trials")
     ap.add_argument("--trial-speakers", type=int, default=50, help="held out of --data without --heldout")
     ap.add_argument("--work", type=Path, default=ROOT / "bench-out" / "speaker")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--crop-seconds", type=float, default=2.0)
     ap.add_argument("--resnet", default=None, help="skip training: plain ResNetSE34L checkpoint")
     ap.add_argument("--resnet-sa", default=None, help="skip training: aggregation-trained checkpoint")
@@ -120,4 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MungError as exc:
+        sys.exit(f"error: {exc}")
