@@ -343,7 +343,11 @@ def train(
     start_epoch = 0
     if resume:
         ckpt = _resume_checkpoint(ckpt_path, cfg)
-        trainer.load_state(ckpt)
+        try:
+            trainer.load_state(ckpt)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            msg = str(exc).splitlines()[0][:200]
+            raise MungError(f"{ckpt_path}: cannot resume this run with this list ({msg})") from None
         history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
         if start_epoch >= cfg.epochs:
             raise MungError(f"{ckpt_path}: already trained {start_epoch} epochs; raise --epochs to continue")
