@@ -67,12 +67,13 @@ class ResNetSE34LEncoder:
 
     @torch.inference_mode()
     def _aggregate(self, seg: np.ndarray) -> np.ndarray:
-        if len(seg) == 1:
-            return seg[0]
+        """``[B, S, D]`` raw segment embeddings → ``[B, D]`` (learned aggregator or mean)."""
+        if seg.shape[1] == 1:
+            return seg[:, 0]
         if self.sm.aggregator is None:
-            return l2_normalize(seg).mean(axis=0)
-        x = torch.from_numpy(seg[None]).to(self.device)
-        return self.sm.aggregator(x)[0].float().cpu().numpy()
+            return l2_normalize(seg).mean(axis=1)
+        x = torch.from_numpy(seg).to(self.device)
+        return self.sm.aggregator(x).float().cpu().numpy()
 
     def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
         """Embed ``spans`` (``[n, 2]`` seconds into ``wav``) → ``[n, dim]`` unit-norm rows."""
@@ -90,12 +91,13 @@ class ResNetSE34LEncoder:
             return l2_normalize(self._embed_pieces(pieces))
         agg = self.sm.aggregation
         seg_n, hop_n = int(agg.segment_seconds * SAMPLE_RATE), int(agg.segment_hop * SAMPLE_RATE)
-        owner, segments = [], []
-        for i, p in enumerate(pieces):
-            for a, b in segment_bounds(len(p), seg_n, hop_n):
-                owner.append(i)
-                segments.append(p[a:b])
+        bounds_per_span = [segment_bounds(len(p), seg_n, hop_n) for p in pieces]
+        segments = [p[a:b] for p, bs in zip(pieces, bounds_per_span, strict=True) for a, b in bs]
         emb = self._embed_pieces(segments)
-        owner_arr = np.array(owner)
-        out = np.stack([self._aggregate(emb[owner_arr == i]) for i in range(len(pieces))])
+        counts = np.array([len(bs) for bs in bounds_per_span])
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        out = np.zeros((len(pieces), self.dim), np.float32)
+        for n in np.unique(counts):  # spans with the same number of segments in one batch
+            idx = np.flatnonzero(counts == n)
+            out[idx] = self._aggregate(emb[first[idx, None] + np.arange(n)])
         return l2_normalize(out)
