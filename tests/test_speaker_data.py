@@ -106,17 +106,17 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
             "--model",
             run / "model.pt",
             "--segment-aggregation",
+            "--crops",
+            "2",
             "--out",
             tmp_path / "eval.json",
         ],
         capsys,
     )
     assert code == 0, err
-    assert [r["duration"] for r in json.loads((tmp_path / "eval.json").read_text())["results"]] == [
-        "full",
-        "3s",
-        "1s",
-    ]
+    results = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert [r["duration"] for r in results] == ["full", "3s", "1s"]
+    assert results[2]["trials"] == 2 * results[0]["trials"]  # two 1-s crops per test file
     assert "EER%" in out
 
     emb = tmp_path / "emb"

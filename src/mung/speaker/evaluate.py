@@ -41,13 +41,14 @@ def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = C
     return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
 
 
-def centre_span(n_samples: int, seconds: float | None) -> tuple[float, float]:
-    """The middle ``seconds`` of a clip (the whole clip if shorter or ``None``), in seconds."""
+def crop_spans(n_samples: int, seconds: float | None, crops: int = 1) -> np.ndarray:
+    """``[k, 2]`` test spans in seconds: the whole clip (``None`` or a clip not longer than
+    ``seconds``), its centre crop (``crops=1``) or ``crops`` evenly spaced crops."""
     total = n_samples / SAMPLE_RATE
     if seconds is None or seconds >= total:
-        return 0.0, total
-    start = (total - seconds) / 2
-    return start, start + seconds
+        return np.array([[0.0, total]])
+    starts = np.array([(total - seconds) / 2]) if crops == 1 else np.linspace(0, total - seconds, crops)
+    return np.stack([starts, starts + seconds], axis=1)
 
 
 def duration_name(seconds: float | None) -> str:
@@ -61,9 +62,11 @@ def evaluate_trials(
     durations: tuple[float | None, ...] = (None, 3.0, 1.0),
     p_target: float = 0.01,
     progress: bool = True,
+    crops: int = 1,
 ) -> list[DurationResult]:
     """EER (percent) and minDCF per test duration; the enrollment side is always used in full,
-    the test side is its centre crop of each duration."""
+    the test side is its centre crop of each duration (or ``crops`` evenly spaced crops, each
+    scored as its own trial)."""
     root = Path(audio_root)
     enroll, test = {t.enroll for t in trials}, {t.test for t in trials}
     emb_enroll: dict[str, np.ndarray] = {}
@@ -75,18 +78,19 @@ def evaluate_trials(
             emb_enroll[rel] = full
         if rel in test:
             for d in durations:
-                span = np.array([centre_span(len(wav), d)])
-                emb_test[rel, d] = full if d is None else encoder.embed_spans(wav, span)[0]
-    labels = np.array([t.label for t in trials])
+                spans = crop_spans(len(wav), d, crops)
+                emb_test[rel, d] = full[None] if d is None else encoder.embed_spans(wav, spans)
     out = []
     for d in durations:
-        scores = np.array([float(emb_enroll[t.enroll] @ emb_test[t.test, d]) for t in trials])
+        pairs = [(emb_test[t.test, d] @ emb_enroll[t.enroll], t.label) for t in trials]
+        scores = np.concatenate([s for s, _ in pairs])
+        labels = np.concatenate([np.full(len(s), lab) for s, lab in pairs])
         out.append(
             DurationResult(
                 duration_name(d),
                 100 * eer(scores, labels),
                 min_dcf(scores, labels, p_target),
-                len(trials),
+                len(scores),
                 tuple(100 * v for v in eer_interval(scores, labels)),
             )
         )
