@@ -185,6 +185,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", action="append", choices=list(SYSTEMS), help="systems to run (default: all)")
     ap.add_argument("--long", action="store_true", help="also time a 1-hour recording")
+    ap.add_argument("--set", action="append", choices=SETS, help="sets to run (default: all three)")
+    ap.add_argument("--extra-set", action="append", type=Path, default=[],
+                    help="a folder with audio and <folder>.rttm/.uem, e.g. from `mung diarize simulate "
+                    "--rt60 0.4,0.9` (alone unless --set is given too)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diarization.md")
     args = ap.parse_args()
     if not DATA.exists():
@@ -193,17 +197,18 @@ def main() -> None:
 
     organiser = SYSTEMS["organiser baseline"]
     if organiser["clustering.threshold"] is None and "organiser baseline" in (args.system or SYSTEMS):
-        organiser["clustering.threshold"] = retune_threshold(organiser, [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6])
+        organiser["clustering.threshold"] = retune_threshold(organiser, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
         print(f"organiser baseline: threshold re-tuned to {organiser['clustering.threshold']}")
     if any("uisrnn" in str(SYSTEMS[n].values()) for n in args.system or SYSTEMS):
         uisrnn_model()
     lines = [HEADER]
     print(HEADER, flush=True)
-    for set_name in SETS:
-        folder = DATA / set_name
+    sets = args.set or ([] if args.extra_set else SETS)
+    for folder in [DATA / s for s in sets] + args.extra_set:
+        set_name = folder.name
         refs = read_rttm(folder / f"{set_name}.rttm")
         uem = read_uem(folder / f"{set_name}.uem")
-        files = sorted(folder.glob("*.ogg"))
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".ogg", ".flac", ".wav"))
         results = [("one speaker (oracle speech)", _one_speaker(refs), None, None)]
         for name in args.system or list(SYSTEMS):
             texts, audio_s, busy, peak = run_isolated(SYSTEMS[name], files)

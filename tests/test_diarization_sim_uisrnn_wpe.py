@@ -80,6 +80,11 @@ def test_simulator_is_deterministic_by_seed(speech_dir):
     for x, y in zip(a, b, strict=True):
         assert x.reference.to_rttm() == y.reference.to_rttm() and np.array_equal(x.wav, y.wav)
     assert a[0].reference.to_rttm() != c[0].reference.to_rttm()
+    room = SimulationConfig(duration=SHORT.duration, backchannel_prob=0.3, rt60=(0.5, 0.8))
+    r = next(iter(simulate(speech_dir, 1, seed=3, config=room)))
+    assert r.reference.to_rttm() == a[0].reference.to_rttm()  # the room changes the audio, not the reference
+    assert len(r.wav) == len(a[0].wav) and not np.allclose(r.wav, a[0].wav)
+    assert set(r.meta["room_rt60_drr"]) == set(r.meta["speakers"])
 
 
 def test_simulate_cli_writes_a_scorable_set(tmp_path, capsys, speech_dir):

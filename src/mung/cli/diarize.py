@@ -208,6 +208,8 @@ def _range(text: str) -> tuple[float, float]:
 @click.option("--backchannel-prob", type=float, default=0.0, show_default=True, help="P(interjection).")
 @click.option("--snr", default="20,30", show_default=True, help="White-noise SNR range (dB).")
 @click.option("--gain", default="-6,0", show_default=True, help="Per-speaker gain range (dB).")
+@click.option("--rt60", help="Reverberation time range LOW,HIGH (s); default: no room.")
+@click.option("--drr", default="-2,4", show_default=True, help="Direct-to-reverberant ratio range (dB).")
 @click.option("--format", "audio_format", type=click.Choice(["flac", "wav"]), default="flac")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def simulate_cmd(speech: str, out: str, n: int, seed: int, name: str, audio_format: str, force: bool,
@@ -222,6 +224,7 @@ def simulate_cmd(speech: str, out: str, n: int, seed: int, name: str, audio_form
         duration=_range(opts["duration"]), pause=_range(opts["pause"]), overlap=_range(opts["overlap"]),
         overlap_prob=opts["overlap_prob"], backchannel_prob=opts["backchannel_prob"],
         snr_db=_range(opts["snr"]), speaker_gain_db=_range(opts["gain"]),
+        rt60=_range(opts["rt60"]) if opts["rt60"] else None, drr_db=_range(opts["drr"]),
     )
     recs = tqdm(simulate(speech, n, seed, config, prefix=name), total=n, unit="rec", file=sys.stderr)
     paths = write_simulation(recs, out, name, audio_format, force)

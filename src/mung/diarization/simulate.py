@@ -29,7 +29,10 @@ SR = audio.SAMPLE_RATE
 class SimulationConfig:
     """Ranges are ``(low, high)``, drawn uniformly. ``duration``: target length of a recording (s);
     ``whole_turn_prob``: a turn is a whole utterance rather than a random part;
-    ``backchannel_prob``: a turn gets a short interjection (``backchannel`` s) of another speaker."""
+    ``backchannel_prob``: a turn gets a short interjection (``backchannel`` s) of another speaker.
+    ``rt60``: if set, each speaker gets a synthetic room response (exponentially decaying noise,
+    reverberation time drawn from ``rt60``, direct-to-reverberant ratio from ``drr_db``); the
+    reference stays the direct speech span."""
 
     min_speakers: int = 2
     max_speakers: int = 4
@@ -46,14 +49,19 @@ class SimulationConfig:
     snr_db: tuple[float, float] = (20.0, 30.0)
     silence_db: float = -40.0
     lead: float = 0.5
+    rt60: tuple[float, float] | None = None
+    drr_db: tuple[float, float] = (-2.0, 4.0)
 
     def validate(self) -> None:
         if not 1 <= self.min_speakers <= self.max_speakers:
             raise MungError("simulate: need 1 <= min_speakers <= max_speakers")
-        for name in ("duration", "pause", "overlap", "backchannel", "speaker_gain_db", "snr_db"):
-            lo, hi = getattr(self, name)
+        for name in ("duration", "pause", "overlap", "backchannel", "speaker_gain_db", "snr_db", "drr_db",
+                     "rt60"):
+            lo, hi = getattr(self, name) or (0, 0)
             if lo > hi:
                 raise MungError(f"simulate: {name} range ({lo}, {hi}) has low > high")
+        if self.rt60 is not None and self.rt60[0] <= 0:
+            raise MungError("simulate: rt60 must be positive")
         if self.duration[0] <= 0 or self.min_turn <= 0 or self.pause[0] < 0 or self.overlap[0] < 0:
             raise MungError("simulate: duration and min_turn must be positive, pause and overlap >= 0")
         for name in ("whole_turn_prob", "overlap_prob", "backchannel_prob"):
@@ -162,8 +170,17 @@ def _plan(rng: np.random.Generator, config: SimulationConfig, speakers: list[str
     return segments, gains, round(float(rng.uniform(*config.snr_db)), 2)
 
 
+def room_response(rng: np.random.Generator, rt60: float, drr_db: float) -> np.ndarray:
+    """A synthetic impulse response: a unit direct path, then Gaussian noise decaying by 60 dB over
+    ``rt60`` seconds, scaled to the direct-to-reverberant ratio ``drr_db``."""
+    t = np.arange(1, int(rt60 * SR)) / SR
+    tail = rng.standard_normal(len(t)) * np.exp(-6.908 * t / rt60)
+    tail *= 10 ** (-drr_db / 20) / np.sqrt((tail**2).sum())
+    return np.concatenate([[1.0], tail])
+
+
 def _mix(rng: np.random.Generator, segments: list[Segment], src: _Sources, root: Path,
-         snr_db: float, lead: float) -> np.ndarray:
+         snr_db: float, lead: float, rooms: dict[str, np.ndarray] | None = None) -> np.ndarray:
     end = max(s.start + s.duration for s in segments) + lead
     out = np.zeros(int(np.ceil(end * SR)), np.float64)
     mask = np.zeros(len(out), bool)
@@ -172,8 +189,12 @@ def _mix(rng: np.random.Generator, segments: list[Segment], src: _Sources, root:
         a = int(round(s.source_offset * SR)) - trim
         piece = wav[a : a + int(round(s.duration * SR))]
         b = int(round(s.start * SR))
-        out[b : b + len(piece)] += piece * 10 ** (s.gain_db / 20)
         mask[b : b + len(piece)] = True
+        if rooms:
+            from scipy.signal import fftconvolve
+
+            piece = fftconvolve(piece, rooms[s.speaker])[: len(out) - b]
+        out[b : b + len(piece)] += piece * 10 ** (s.gain_db / 20)
     power = float((out[mask] ** 2).mean()) if mask.any() else 1e-4
     out += rng.standard_normal(len(out)) * np.sqrt(power / 10 ** (snr_db / 10))
     peak = np.abs(out).max()
@@ -216,12 +237,18 @@ def _generate(root: Path, files: dict[str, list[Path]], names: list[str], n: int
         k = int(rng.integers(config.min_speakers, min(config.max_speakers, len(names)) + 1))
         speakers = [names[j] for j in rng.choice(len(names), k, replace=False)]
         segments, gains, snr = _plan(rng, config, speakers, files, src, root)
-        wav = _mix(rng, segments, src, root, snr, config.lead)
+        room = {}
+        for s in speakers if config.rt60 is not None else []:
+            rt60, drr = rng.uniform(*config.rt60), rng.uniform(*config.drr_db)
+            room[s] = (round(float(rt60), 3), round(float(drr), 2))
+        rirs = {s: room_response(rng, *v) for s, v in room.items()}
+        wav = _mix(rng, segments, src, root, snr, config.lead, rirs)
         uri = f"{prefix}-{i:03d}"
         turns = [Turn(s.start, s.start + s.duration, s.speaker) for s in segments]
         ref = Diarization(uri, turns, len(wav) / SR)
         meta = {"uri": uri, "seed": rec_seed, "duration": round(len(wav) / SR, 3), "speakers": speakers,
                 "speaker_gain_db": gains, "snr_db": snr, "noise": "white gaussian, numpy default_rng(seed)",
+                "room_rt60_drr": room,
                 "segments": [asdict(s) for s in segments], "master_seed": seed, "config": asdict(config)}
         yield Recording(uri, wav, ref, meta)
 
