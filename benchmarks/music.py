@@ -31,12 +31,11 @@ DATA = ROOT.parent / "shared" / "data" / "music-4q"
 # name -> (model, model kwargs, task, epochs, crop frames, extra TrainConfig settings)
 SYSTEMS: dict[str, tuple] = {
     "melstats (hand-crafted + LR)": ("melstats", {}, "multi", 25, 940, {"lr": 3e-3, "weight_decay": 1e-3}),
-    "crnn (32/64/64/64, GRU 64)": ("crnn", {"channels": [32, 64, 64, 64], "hidden": 64}, "multi", 8, 256, {}),
-    "speakernet + gru": ("speakernet", {"aggregation": "gru"}, "multi", 6, 256, {}),
-    "speakernet + avgpool": ("speakernet", {"aggregation": "avgpool"}, "multi", 6, 256, {}),
-    "speakernet1d + gru": ("speakernet1d", {"aggregation": "gru"}, "multi", 8, 256, {}),
-    "rexnet (ReXNet-1.0)": ("rexnet", {}, "multi", 6, 256, {}),
-    "resnext50 (32x4d)": ("resnext50", {}, "multi", 3, 192, {}),
+    "crnn (32/64/64/64, GRU 64)": ("crnn", {"channels": [32, 64, 64, 64], "hidden": 64}, "multi", 5, 128, {}),
+    "speakernet + gru": ("speakernet", {"aggregation": "gru"}, "multi", 4, 128, {}),
+    "speakernet1d + gru": ("speakernet1d", {"aggregation": "gru"}, "multi", 5, 128, {}),
+    "rexnet (ReXNet-1.0)": ("rexnet", {}, "multi", 4, 128, {}),
+    "resnext50 (32x4d)": ("resnext50", {}, "multi", 2, 128, {}),
 }
 
 

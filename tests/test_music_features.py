@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from music_fixtures import MUSIC, rows
@@ -61,3 +63,26 @@ def test_crops_tile_and_cover():
     covered = set(np.concatenate([c.ravel() for c in crops]).astype(int))
     assert covered == set(range(100))
     assert eval_crops(mel, 25).shape == (1, 1, 1, 25)
+
+
+def test_competition_layout(tmp_path):
+    from mung.music.data import read_competition_test, read_dataset
+
+    mel_dir = tmp_path / "train" / "train_data" / "mel_spectrogram"
+    mel_dir.mkdir(parents=True)
+    chosen = rows(2)
+    for i, r in enumerate(chosen):
+        np.save(mel_dir / f"{i}.npy", load_mel(MUSIC / r["file"]))
+    label = {"track_index": {str(i): str(i) for i in range(len(chosen))},
+             "station_name": {str(i): r["station"] for i, r in enumerate(chosen)}}
+    (tmp_path / "train" / "train_label").write_text(json.dumps(label))
+    ds = read_dataset(tmp_path)
+    assert ds.stations == ["Q1", "Q2", "Q3", "Q4"] and len(ds.tracks) == 8
+    assert {t.split for t in ds.tracks} == {"train", "val"}
+    meta = tmp_path / "test" / "test_data" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "q_test.json").write_text(json.dumps({"track_index": {"0": "7", "1": "3"}}))
+    assert [p.stem for p in read_competition_test(meta / "q_test.json")] == ["7", "3"]
+    (tmp_path / "train" / "train_label").write_text(json.dumps({"track_index": {"0": "99"}}))
+    with pytest.raises(MungError, match="99"):
+        read_dataset(tmp_path)

@@ -10,8 +10,7 @@ import numpy as np
 from mung.errors import MungError
 from mung.io import check_writable, write_json
 from mung.music.data import encode, read_dataset
-from mung.music.features import load_mel
-from mung.music.inference import Ensemble, default_checkpoints
+from mung.music.inference import Ensemble, default_checkpoints, load_mels
 from mung.music.metrics import mood_metrics, plot_confusion, station_metrics
 
 
@@ -20,8 +19,6 @@ def evaluate(checkpoints: list[os.PathLike], data: os.PathLike, split: str | Non
              threshold: float | None = None, force: bool = False, progress: bool = True) -> dict:
     """Metrics of the (ensembled) checkpoints on ``split`` of ``data`` (``None`` or ``all`` = every
     track). With ``out_dir``: ``metrics.json`` and ``confusion.png`` (station)."""
-    from tqdm import tqdm
-
     ens = Ensemble(list(checkpoints) or default_checkpoints(), weights)
     ds = read_dataset(data)
     tracks = ds.tracks if split in (None, "all") else ds.split(split)
@@ -31,7 +28,7 @@ def evaluate(checkpoints: list[os.PathLike], data: os.PathLike, split: str | Non
         for name in ("metrics.json", "confusion.png"):
             check_writable(Path(out_dir) / name, force)
     ys, ym = encode(tracks, ens.stations, ens.moods)
-    mels = [load_mel(t.path, ens.members[0].mel) for t in tqdm(tracks, desc="features", disable=not progress)]
+    mels = load_mels([t.path for t in tracks], ens.members[0].mel, progress)
     probs = ens.predict_mels(mels)
     thr = ens.threshold if threshold is None else threshold
     metrics: dict = {"split": split or "all", "tracks": len(tracks),

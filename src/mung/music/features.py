@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 
 from mung import audio
 from mung.errors import MungError
@@ -73,8 +74,9 @@ def mel_from_wave(wav: np.ndarray, cfg: MelConfig = MelConfig()) -> np.ndarray:
     n_frames = 1 + (len(y) - cfg.n_fft) // cfg.hop_length
     frames = np.lib.stride_tricks.sliding_window_view(y, cfg.n_fft)[:: cfg.hop_length][:n_frames]
     window = np.hanning(cfg.n_fft + 1)[:-1].astype(np.float32)
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    mel = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T.astype(np.float32)
+    spec = scipy.fft.rfft(frames * window, axis=1)  # float32 in → complex64 out
+    power = spec.real**2 + spec.imag**2
+    mel = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T
     return mel.astype(np.float32)[None]
 
 

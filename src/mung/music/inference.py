@@ -140,6 +140,19 @@ def predict_mels(model: torch.nn.Module, mels: list[np.ndarray], crop: int, batc
     return result
 
 
+def load_mels(paths: list[os.PathLike], cfg: MelConfig, progress: bool = False,
+              workers: int | None = None) -> list[np.ndarray]:
+    """Raw mel of many files, decoded in a few threads (decoding and FFTs release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        it = pool.map(lambda p: load_mel(p, cfg), paths)
+        return list(tqdm(it, total=len(paths), desc="features", unit="file", disable=not progress))
+
+
 class Ensemble:
     """Checkpoints of the same task(s), vocabularies and front-end; predictions are the weighted
     average of their probabilities."""
@@ -179,11 +192,7 @@ class Ensemble:
 
     def predict(self, inputs: list[os.PathLike], batch_size: int = 16, progress: bool = False
                 ) -> dict[str, np.ndarray]:
-        from tqdm import tqdm
-
-        mels = [load_mel(p, self.members[0].mel)
-                for p in tqdm(inputs, desc="features", unit="file", disable=not progress)]
-        return self.predict_mels(mels, batch_size)
+        return self.predict_mels(load_mels(inputs, self.members[0].mel, progress), batch_size)
 
 
 def tag(checkpoints: list[os.PathLike], inputs: list[os.PathLike], weights: list[float] | None = None,

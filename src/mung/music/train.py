@@ -23,6 +23,7 @@ from mung.music.features import MelConfig
 from mung.music.inference import CHECKPOINT_NAME, predict_mels, save_checkpoint
 from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
 from mung.music.models import build, n_parameters
+from mung.speaker.train import pick_device
 
 LOSSES = ("ce", "focal", "bce")
 
@@ -66,14 +67,6 @@ class TrainResult:
     best_epoch: int
     metrics: dict
     history: list[dict]
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MungError("CUDA requested but not available")
-    return name
 
 
 def _heads(cfg: TrainConfig, data: Dataset) -> dict[str, int]:

@@ -26,6 +26,36 @@ class SEBlock(nn.Module):
         return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
 
 
+class SEBasicBlock(nn.Module):
+    """Residual basic block (two 3-wide convs, BN, ReLU) with squeeze-excitation; ``dim`` 2 for
+    the mel image, 1 for convolution along time only."""
+
+    def __init__(self, cin: int, cout: int, stride: int | tuple[int, int] = 1, dim: int = 2):
+        super().__init__()
+        conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dim == 2 else (nn.Conv1d, nn.BatchNorm1d)
+        self.body = nn.Sequential(
+            conv(cin, cout, 3, stride, 1, bias=False), bn(cout), nn.ReLU(inplace=True),
+            conv(cout, cout, 3, 1, 1, bias=False), bn(cout), SEBlock(cout),
+        )
+        self.short = (nn.Sequential(conv(cin, cout, 1, stride, bias=False), bn(cout))
+                      if stride != 1 or cin != cout else nn.Identity())
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.short(x))
+
+
+def se_stages(cin: int, channels: tuple[int, ...], blocks: tuple[int, ...], strides: tuple[int, ...],
+              dim: int = 2) -> nn.ModuleList:
+    """Stages of :class:`SEBasicBlock`; the first block of each stage carries the stride."""
+    stages = []
+    for c, n, s in zip(channels, blocks, strides, strict=True):
+        stages.append(nn.Sequential(*[SEBasicBlock(cin if i == 0 else c, c, s if i == 0 else 1, dim)
+                                      for i in range(n)]))
+        cin = c
+    return nn.ModuleList(stages)
+
+
 class Aggregator(nn.Module):
     """Sequence ``[B, T, D]`` → vector: ``avgpool`` (mean), ``sap`` (self-attentive pooling) or
     ``gru`` (2-layer GRU, last state — the CRNN idea)."""
