@@ -271,7 +271,7 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], config: UISRNNTrainConfig |
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         sched.step()
-        running.append(float(loss))
+        running.append(loss.item())
         if (step + 1) % 100 == 0 or step + 1 == config.steps:
             curve.append(float(np.mean(running)))
             running = []
@@ -334,7 +334,8 @@ def labelled_embeddings(paths: list[Path], refs: dict, config, cache: str | os.P
     config = merge(config, {"clustering.method": "ahc"})
     diarizer = Diarizer(config)
     meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model,
-            "center": config.embedding.center, "window": config.windows.window, "shift": config.windows.shift}
+            "center": config.embedding.center, "window": config.windows.window, "shift": config.windows.shift,
+            "vad": config.vad.method}
     stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
     data = []
     for path in progress(paths) if progress else paths:
