@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 import soxr
 
@@ -133,3 +135,46 @@ def find_audio(paths: list[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
+    f = np.asarray(f, dtype=np.float64)
+    mel = f / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(f >= 1000.0, log_part, mel)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular filters ``[n_mels, n_fft//2+1]`` (equal to
+    ``librosa.filters.mel`` defaults; written out because librosa's numba import is fragile)."""
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+def power_mel(wav: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> np.ndarray:
+    """Power mel spectrogram ``[n_mels, frames]`` float32 (centred frames with zero padding,
+    periodic Hann window): equal to ``librosa.feature.melspectrogram`` defaults, without its
+    numba start-up cost (several seconds per process)."""
+    wav = np.asarray(wav, dtype=np.float32)
+    pad = n_fft // 2
+    y = np.pad(wav, (pad, pad))
+    n_frames = 1 + (len(y) - n_fft) // hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length][:n_frames]
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    spec = scipy.fft.rfft(frames * window, axis=1)  # float32 in → complex64 out
+    power = spec.real**2 + spec.imag**2
+    return (mel_filterbank(sample_rate, n_fft, n_mels) @ power.T).astype(np.float32)

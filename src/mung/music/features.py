@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from mung import audio
 from mung.errors import MungError
@@ -37,47 +35,9 @@ class MelConfig:
         return self.hop_length / self.sample_rate
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
-    f = np.asarray(f, dtype=np.float64)
-    mel = f / (200.0 / 3)
-    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f >= 1000.0, log_part, mel)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3)
-
-
-@lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised triangular filters ``[n_mels, n_fft//2+1]`` (equal to
-    ``librosa.filters.mel`` defaults; written out because librosa's numba import is fragile)."""
-    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
-    fdiff = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
-    return weights.astype(np.float32)
-
-
 def mel_from_wave(wav: np.ndarray, cfg: MelConfig = MelConfig()) -> np.ndarray:
-    """Raw power mel ``[1, n_mels, T]`` float32 of a mono waveform at ``cfg.sample_rate``
-    (centred frames with zero padding, periodic Hann window, as ``librosa.feature.melspectrogram``)."""
-    wav = np.asarray(wav, dtype=np.float32)
-    pad = cfg.n_fft // 2
-    y = np.pad(wav, (pad, pad))
-    n_frames = 1 + (len(y) - cfg.n_fft) // cfg.hop_length
-    frames = np.lib.stride_tricks.sliding_window_view(y, cfg.n_fft)[:: cfg.hop_length][:n_frames]
-    window = np.hanning(cfg.n_fft + 1)[:-1].astype(np.float32)
-    spec = scipy.fft.rfft(frames * window, axis=1)  # float32 in → complex64 out
-    power = spec.real**2 + spec.imag**2
-    mel = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T
-    return mel.astype(np.float32)[None]
+    """Raw power mel ``[1, n_mels, T]`` float32 of a mono waveform at ``cfg.sample_rate``."""
+    return audio.power_mel(wav, cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)[None]
 
 
 def mel_from_audio(path: str | os.PathLike, cfg: MelConfig = MelConfig()) -> np.ndarray:

@@ -8,13 +8,14 @@ published voxceleb_trainer checkpoint).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
 import torch
 
-from mung.audio import SAMPLE_RATE
+from mung.audio import SAMPLE_RATE, power_mel
 from mung.errors import MungError
 
 
@@ -44,6 +45,19 @@ def group_by_length(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return batches
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` CPU threads inside the block. The LSTM's small per-step products gain
+    little from a second thread and slow down 5-20x when the cores are busy (measured), so
+    the encoders default to one thread; parallelism comes from ``--jobs``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class ResemblyzerEncoder:
     """GE2E (3-layer LSTM, 40 mel, 256-d) from the ``resemblyzer`` package, batched.
 
@@ -57,7 +71,7 @@ class ResemblyzerEncoder:
     target_dbfs = -30.0
     chunk_seconds = 60.0
 
-    def __init__(self, device: str = "cpu", batch_size: int = 256) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 256, threads: int = 1) -> None:
         with warnings.catch_warnings():  # resemblyzer imports webrtcvad, which imports pkg_resources
             warnings.simplefilter("ignore")
             from resemblyzer import VoiceEncoder
@@ -65,14 +79,10 @@ class ResemblyzerEncoder:
         self.model = VoiceEncoder(device=device, verbose=False).eval()
         self.device = device
         self.batch_size = batch_size
+        self.threads = threads
 
     def _mel(self, wav: np.ndarray) -> np.ndarray:
-        import librosa
-
-        mel = librosa.feature.melspectrogram(
-            y=wav, sr=SAMPLE_RATE, n_fft=400, hop_length=self.hop, n_mels=40
-        )
-        return mel.T.astype(np.float32)  # [frames, 40], power
+        return power_mel(wav, SAMPLE_RATE, 400, self.hop, 40).T  # [frames, 40], as resemblyzer
 
     def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
         """Spans are processed in time chunks of ``chunk_seconds`` so that the spectrogram of
@@ -95,7 +105,7 @@ class ResemblyzerEncoder:
         last = np.clip(last, first + 1, len(mel))
         out = np.zeros((len(spans), self.dim), np.float32)
         target_power = 10 ** (self.target_dbfs / 10)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             for idx in group_by_length(last - first, self.batch_size):
                 batch = np.stack([mel[a:b] for a, b in zip(first[idx], last[idx], strict=True)])
                 # mel power is proportional to signal power: scale each window to -30 dBFS.
