@@ -23,9 +23,9 @@ class VADConfig:
     padding window whose voiced fraction ``ratio`` switches state). ``method`` silero: the
     silero-vad network with a probability ``threshold``. Regions grow by ``pad`` seconds on each
     side (soft onsets and tails), regions closer than ``max_gap`` seconds are joined (pauses
-    inside a turn), then regions shorter than ``min_duration`` are dropped. The defaults (silero,
-    0.3, 0.1 s pad, 0.5 s gaps) were chosen by ``mung tune`` on all three dev sets together; the seed's webrtcvad
-    settings (mode 2, 20 ms, 400 ms) are the defaults of ``method: webrtc``."""
+    inside a turn), then regions shorter than ``min_duration`` are dropped. The defaults
+    (silero, 0.3, 0.1 s pad, 0.5 s gaps) were chosen by grid search on all three dev sets
+    together; the seed's webrtcvad settings (mode 2, 20 ms, 400 ms) are the defaults of ``method: webrtc``."""
 
     method: Literal["webrtc", "silero"] = "silero"
     mode: int = 2
