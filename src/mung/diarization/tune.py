@@ -25,15 +25,15 @@ class TuneGrid:
 
     front_end: dict[str, list] = field(
         default_factory=lambda: {
-            "vad.mode": [1, 2, 3],
-            "vad.frame_ms": [20, 30],
+            "vad.method": ["silero", "webrtc"],
+            "vad.pad": [0.0, 0.1],
             "windows.window": [1.0, 1.5],
         }
     )
     back_end: dict[str, list] = field(
         default_factory=lambda: {
-            "clustering.threshold": [0.3, 0.35, 0.4, 0.45, 0.5],
-            "clustering.linkage": ["average", "complete"],
+            "embedding.center": [0.3, 0.5],
+            "clustering.threshold": [0.6, 0.65, 0.7, 0.75, 0.8],
         }
     )
 
