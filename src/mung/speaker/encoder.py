@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mung.audio import SAMPLE_RATE, power_mel
 from mung.errors import MungError
@@ -90,7 +91,8 @@ class ResemblyzerEncoder:
         spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
         out = np.zeros((len(spans), self.dim), np.float32)
         chunk = np.floor(spans[:, 0] / self.chunk_seconds).astype(int)
-        for c in np.unique(chunk):
+        chunks = np.unique(chunk)
+        for c in tqdm(chunks, desc="embedding", unit="min", disable=len(chunks) < 10, leave=False):
             idx = np.flatnonzero(chunk == c)
             # first sample on the hop grid, so frames line up with a whole-file spectrogram
             a = int(spans[idx, 0].min() * SAMPLE_RATE) // self.hop * self.hop
