@@ -130,27 +130,35 @@ def check_compatible(model: UISRNN, path: str, dim: int, encoder: str | None = N
 # ---------------------------------------------------------------------------------------- decoding
 
 
+def _grow(t: torch.Tensor, n: int, fill: float) -> torch.Tensor:
+    """``t [B, K, ...]`` with ``n`` more speaker slots filled with ``fill``."""
+    return torch.cat([t, torch.full((len(t), n, *t.shape[2:]), float(fill))], 1)
+
+
 @torch.no_grad()
 def decode(model: UISRNN, emb: np.ndarray, max_speakers: int, beam_size: int = 10) -> np.ndarray:
     """Most likely speaker labels (0.. in order of appearance) of the embedding sequence ``emb``."""
     x_all = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
-    n, k = len(x_all), max(1, max_speakers)
-    if n == 0:
+    k = max(1, max_speakers)
+    if len(x_all) == 0:
         return np.zeros(0, int)
     inv_s2 = (-model.log_sigma2).exp()
     h1 = model.gru(torch.zeros(1, 1, model.dim), model.h0[None, None])[0][0, 0]  # new speaker's state
     s1 = model.out(h1)
     log_p, log_q, log_a = math.log(model.p_change), math.log1p(-model.p_change), math.log(model.crp_alpha)
-    hid = torch.zeros(1, k, model.hidden)
-    sums = torch.zeros(1, k, model.dim)
-    counts = torch.ones(1, k)
-    turns = torch.zeros(1, k)
+    hid, sums = torch.zeros(1, 0, model.hidden), torch.zeros(1, 0, model.dim)
+    counts, turns = torch.ones(1, 0), torch.zeros(1, 0)
     nspk = torch.zeros(1, dtype=torch.long)
     last = torch.full((1,), -1, dtype=torch.long)
     score = torch.zeros(1)
-    slots = torch.arange(k)
     history: list[tuple[torch.Tensor, torch.Tensor]] = []
     for x in x_all:
+        slots_now = hid.shape[1]
+        if int(nspk.max()) >= slots_now and slots_now < k:  # room for one more speaker in every beam
+            n = min(k, slots_now + 4) - slots_now
+            hid, sums = _grow(hid, n, 0), _grow(sums, n, 0)
+            counts, turns = _grow(counts, n, 1), _grow(turns, n, 0)
+        slots = torch.arange(hid.shape[1])
         nll_old = 0.5 * (((x - sums / counts[..., None]) ** 2) * inv_s2).sum(-1)  # [B, k]
         nll_new = 0.5 * (((x - s1) ** 2) * inv_s2).sum()
         denom = torch.log(turns.sum(1, keepdim=True) + model.crp_alpha)
@@ -161,8 +169,8 @@ def decode(model: UISRNN, emb: np.ndarray, max_speakers: int, beam_size: int = 1
         new = torch.where(nspk == 0, score + nll_new, new)  # the first window opens the first speaker
         cand = torch.cat([old, new[:, None]], 1).flatten()
         best = torch.topk(cand, min(beam_size, int(torch.isfinite(cand).sum())), largest=False)
-        parent, choice = best.indices // (k + 1), best.indices % (k + 1)
-        is_new = choice == k
+        parent, choice = best.indices // (len(slots) + 1), best.indices % (len(slots) + 1)
+        is_new = choice == len(slots)
         label = torch.where(is_new, nspk[parent], choice)
         rows = torch.arange(len(parent))
         hid, sums, counts, turns = hid[parent], sums[parent], counts[parent], turns[parent]
