@@ -135,8 +135,10 @@ def _weights(weights: str | None) -> list[float] | None:
 @click.option("--quick", is_flag=True, help="Smoke run: 2 seeds, tiny models and a few clips.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--only", multiple=True, help="Only claims containing this word (repeatable), e.g. focal.")
+@click.option("--task", "tasks", multiple=True, type=click.Choice(["station", "mood"]),
+              help="Test only this task (repeatable; default both).")
 @click.option("--force", is_flag=True)
-def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, force):
+def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, tasks, force):
     """Re-test the seed's claims (crop length, 1-D vs 2-D, GRU vs pooling, attention, focal, mixup,
     frequency masking, ensemble) with several seeds; writes a verdict table."""
     from dataclasses import replace
@@ -146,7 +148,8 @@ def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, force):
 
     cfg = AblationConfig.quick_config() if quick else AblationConfig(seeds=seeds)
     cfg = replace(cfg, seeds=seeds if not quick or seeds != 3 else cfg.seeds, epochs=epochs or cfg.epochs)
-    run(data, out_dir, cfg, force=force, cache_dir=cache_dir, only=list(only) or None)
+    run(data, out_dir, cfg, force=force, cache_dir=cache_dir, only=list(only) or None,
+        tasks=tuple(tasks) or ("station", "mood"))
     click.echo((Path(out_dir) / "ablation.md").read_text())
 
 

@@ -117,10 +117,10 @@ def verdict(diffs: np.ndarray, claimed: str, margin: float = 0.02, alpha: float 
 
 def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | None = None,
            force: bool = False, progress: bool = True, cache_dir: str | None = None,
-           only: list[str] | None = None) -> dict:
+           only: list[str] | None = None, tasks: tuple[str, ...] = ("station", "mood")) -> dict:
     """Train every arm × task × seed, score on val, write ``ablation.json``, ``ablation.md`` and
     ``ablation.png`` into ``out_dir``; returns the JSON object. ``only``: claims whose text
-    contains one of these words (default: all)."""
+    contains one of these words (default: all); ``tasks``: which tasks to test."""
     from tqdm import tqdm
 
     cfg = cfg or AblationConfig()
@@ -134,13 +134,13 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     ys, ym = encode(val, data.stations, data.moods)
     mels_val = [cache.get(t.path) for t in val]
     arm_cfg = arms(cfg)
-    claims = [c for c in CLAIMS if not only or any(w in c[0] for w in only)]
+    claims = [c for c in CLAIMS if (not only or any(w in c[0] for w in only)) and c[1] in tasks]
     if not claims:
         raise MungError(f"no claim matches {only}")
     needed = {(a, t) for _, t, a, _, _ in claims if a != "ensemble"} | {("base", t) for _, t, *_ in claims}
     with_ensemble = any(c[2] == "ensemble" for c in claims)
     if with_ensemble:
-        needed |= {(a, t) for a in ENSEMBLE_MEMBERS for t in METRIC}
+        needed |= {(a, t) for a in ENSEMBLE_MEMBERS for t in tasks}
     if any(c[2] == "attention" for c in claims):
         needed |= {("base", t) for t in METRIC}
     order = sorted(needed, key=lambda k: (k[0] == "attention", k))  # attention needs the baselines
@@ -170,7 +170,7 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
         if arm in ENSEMBLE_MEMBERS:
             ck = load_checkpoint(res.checkpoint)
             probs[(arm, task, seed)] = predict_mels(ck.model, mels_val, ck.meta["crop_frames"])
-    for task in METRIC if with_ensemble else ():
+    for task in tasks if with_ensemble else ():
         for seed in range(cfg.seeds):
             p = np.mean([probs[(a, task, seed)][task] for a in ENSEMBLE_MEMBERS], axis=0)
             m = station_metrics(ys, p) if task == "station" else mood_metrics(ym, p, data.moods)

@@ -48,8 +48,9 @@ def save_checkpoint(path: os.PathLike, model: torch.nn.Module, meta: dict, force
     from mung.io import write_with
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if half:  # weights only: batch-norm statistics keep float32 range
+        params = {k for k, _ in model.named_parameters()}
+        state = {k: v.half() if k in params and v.is_floating_point() else v for k, v in state.items()}
     meta = {**meta, "format_version": FORMAT_VERSION}
     return write_with(path, lambda tmp: save_file(state, str(tmp), metadata={"mung": json.dumps(meta)}),
                       force)
