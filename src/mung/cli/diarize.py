@@ -19,7 +19,8 @@ def diarize_group() -> None:
 
 def _overrides(opts: dict) -> dict:
     keys = {
-        "vad": "vad.method", "vad_mode": "vad.mode", "frame_ms": "vad.frame_ms",
+        "vad": "vad.method", "vad_mode": "vad.mode", "vad_threshold": "vad.threshold",
+        "frame_ms": "vad.frame_ms",
         "padding_ms": "vad.padding_ms", "window": "windows.window", "shift": "windows.shift",
         "embedding": "embedding.model", "device": "embedding.device",
         "linkage": "clustering.linkage", "dereverb": "dereverb.method",
@@ -96,11 +97,12 @@ def _summary(d) -> str:
 
 
 @diarize_group.command(name="run")
-@click.argument("audio", nargs=-1, required=True)
+@click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
 @click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector.")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
+@click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
 @click.option("--frame-ms", type=click.Choice(["10", "20", "30"]), callback=lambda c, p, v: v and int(v))
 @click.option("--padding-ms", type=int, help="webrtcvad end-point padding window (ms).")
 @click.option("--window", type=float, help="Embedding window (s).")
@@ -138,6 +140,8 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     if opts["show_config"]:
         click.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
         return
+    if not audio:
+        raise MungError("no AUDIO given: mung diarize FILE_OR_DIR... [--out DIR]")
     paths = find_audio(list(audio))
     out_dir = None if out in (None, "-") else Path(out)
     if out_dir is None and len(paths) > 1:
