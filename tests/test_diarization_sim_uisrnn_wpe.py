@@ -184,6 +184,9 @@ def test_uisrnn_refuses_other_embedding_sizes(tmp_path):
 
     with pytest.raises(MungError, match="trained on 8-d"):
         Diarizer(cfg)
+    other = save_model(UISRNN(256, 4, {"encoder": "resemblyzer", "window": 9.0}), tmp_path / "w.pt")
+    with pytest.warns(UserWarning, match=r"window 9.0 \(now 1.5\)"):
+        Diarizer(merge(cfg, {"clustering.model": str(other), "windows.window": 1.5}))
 
 
 def test_uisrnn_bad_models(tmp_path):

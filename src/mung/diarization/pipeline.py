@@ -83,8 +83,10 @@ class Diarizer:
         if self.config.clustering.method == "uisrnn":
             from mung.diarization.uisrnn import check_compatible, load_model
 
-            model = self.config.clustering.model
-            check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name)
+            c, model = self.config, self.config.clustering.model
+            front_end = {"center": c.embedding.center, "window": c.windows.window, "shift": c.windows.shift,
+                         "vad": c.vad.method}
+            check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name, front_end)
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -115,8 +116,10 @@ def _load(path: str, _mtime: int) -> UISRNN:
     return model.eval()
 
 
-def check_compatible(model: UISRNN, path: str, dim: int, encoder: str | None = None) -> None:
-    """Refuse embeddings the model was not trained on."""
+def check_compatible(model: UISRNN, path: str, dim: int, encoder: str | None = None,
+                     front_end: dict | None = None) -> None:
+    """Refuse embeddings the model was not trained on; warn when ``front_end`` settings (centring,
+    windows, VAD) differ from the training ones."""
     trained = model.meta.get("encoder", "?")
     if dim != model.dim:
         raise MungError(
@@ -125,6 +128,10 @@ def check_compatible(model: UISRNN, path: str, dim: int, encoder: str | None = N
         )
     if encoder is not None and trained not in ("?", encoder):
         raise MungError(f"{path}: UIS-RNN model was trained on '{trained}' embeddings, not '{encoder}'")
+    differ = [f"{k} {model.meta[k]} (now {v})" for k, v in (front_end or {}).items()
+              if k in model.meta and model.meta[k] != v]
+    if differ:
+        warnings.warn(f"{path}: UIS-RNN model was trained with {', '.join(differ)}", stacklevel=2)
 
 
 # ---------------------------------------------------------------------------------------- decoding
