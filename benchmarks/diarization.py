@@ -197,7 +197,8 @@ def main() -> None:
 
     organiser = SYSTEMS["organiser baseline"]
     if organiser["clustering.threshold"] is None and "organiser baseline" in (args.system or SYSTEMS):
-        organiser["clustering.threshold"] = retune_threshold(organiser, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+        thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        organiser["clustering.threshold"] = retune_threshold(organiser, thresholds)
         print(f"organiser baseline: threshold re-tuned to {organiser['clustering.threshold']}")
     if any("uisrnn" in str(SYSTEMS[n].values()) for n in args.system or SYSTEMS):
         uisrnn_model()
