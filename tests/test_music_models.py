@@ -11,6 +11,15 @@ from mung.errors import MungError
 from mung.music.models import BACKBONES, build
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small convolutions run faster on one thread on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def batch():
     x, y = tiny_batch(64)

@@ -11,8 +11,9 @@ otherwise *inconclusive*. With few seeds most verdicts are honestly inconclusive
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,10 +166,13 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
                          seed=seed)
         tc = replace(tc, **over)
         run_dir = out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
-        res = train(tc, data_path, run_dir, force=True, progress=False, data=data, cache=cache)
-        scores.setdefault(arm, {}).setdefault(task, []).append(res.metrics)
+        metrics = _finished(run_dir, tc)
+        if metrics is None:
+            metrics = train(tc, data_path, run_dir, force=True, progress=False, data=data,
+                            cache=cache).metrics
+        scores.setdefault(arm, {}).setdefault(task, []).append(metrics)
         if arm in ENSEMBLE_MEMBERS:
-            ck = load_checkpoint(res.checkpoint)
+            ck = load_checkpoint(run_dir)
             probs[(arm, task, seed)] = predict_mels(ck.model, mels_val, ck.meta["crop_frames"])
     for task in tasks if with_ensemble else ():
         for seed in range(cfg.seeds):
@@ -183,6 +187,17 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     write_text(out_dir / "ablation.md", report_markdown(result), force)
     _plot(result["claims"], out_dir / "ablation.png", force)
     return result
+
+
+def _finished(run_dir: Path, tc: TrainConfig) -> dict | None:
+    """Validation metrics of an earlier run with the same settings (so an interrupted ablation
+    resumes), else ``None``."""
+    if not (run_dir / "model.safetensors").exists():
+        return None
+    meta = load_checkpoint(run_dir).meta
+    same = json.loads(json.dumps(meta.get("train_config"))) == json.loads(
+        json.dumps({k: v for k, v in asdict(tc).items() if k != "mel"}))
+    return meta["val_metrics"] if same else None
 
 
 def _claims(claims: list[tuple], scores: dict, seeds: int) -> list[dict]:
