@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mung.cli import main
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -30,3 +32,14 @@ def calls_dir() -> Path:
 @pytest.fixture
 def sim_dir() -> Path:
     return data_dir("diarization", "sim-dev")
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run ``mung ARGS`` in-process; (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

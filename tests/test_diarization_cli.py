@@ -10,20 +10,10 @@ import pytest
 import soundfile as sf
 
 from mung import audio
-from mung.cli import main
 from mung.diarization import diarize
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.scoring import score
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli
 
 
 def _der(ref_rttm, uem_file, hyp_rttm, uri):
@@ -38,7 +28,7 @@ def _der(ref_rttm, uem_file, hyp_rttm, uri):
 )
 def test_cli_writes_valid_rttm_with_bounded_der(request, tmp_path, capsys, folder, name, bound):
     root = request.getfixturevalue(f"{folder}_dir")
-    code, _, err = run(capsys, "diarize", root / f"{name}.ogg", "--out", tmp_path, "--plot", "--json")
+    code, _, err = run_cli(capsys, "diarize", root / f"{name}.ogg", "--out", tmp_path, "--plot", "--json")
     assert code == 0, err
     rttm = tmp_path / f"{name}.rttm"
     for line in rttm.read_text().splitlines():
@@ -58,11 +48,19 @@ def test_python_api_matches_cli_contract(calls_dir):
 
 
 def test_stdout_and_score_command(tmp_path, capsys, ami_dir):
-    code, out, _ = run(capsys, "diarize", ami_dir / "EN2009b_0000-0030.ogg")
+    code, out, _ = run_cli(capsys, "diarize", ami_dir / "EN2009b_0000-0030.ogg")
     assert code == 0 and out.startswith("SPEAKER EN2009b_0000-0030 1 ")
     (tmp_path / "h.rttm").write_text(out)
-    code, out, _ = run(capsys, "score", "--ref", ami_dir / "ami-excerpts.rttm", "--hyp", tmp_path / "h.rttm",
-                       "--uem", ami_dir / "ami-excerpts.uem")
+    code, out, _ = run_cli(
+        capsys,
+        "score",
+        "--ref",
+        ami_dir / "ami-excerpts.rttm",
+        "--hyp",
+        tmp_path / "h.rttm",
+        "--uem",
+        ami_dir / "ami-excerpts.uem",
+    )
     assert code == 0 and "TOTAL" in out and "EN2009b_0000-0030" in out
 
 
@@ -70,12 +68,24 @@ def test_converted_inputs_and_short_file(tmp_path, capsys, calls_dir):
     wav = audio.load(calls_dir / "spokenwoz_SNG0072.ogg", duration=20.0)
     stereo8k = audio.load(calls_dir / "spokenwoz_SNG0072.ogg", sample_rate=8000, duration=20.0)
     sf.write(tmp_path / "stereo8k.wav", np.stack([stereo8k, stereo8k], 1), 8000)
-    sf.write(tmp_path / "cd44k.flac", audio.load(calls_dir / "spokenwoz_SNG0072.ogg", sample_rate=44100,
-                                                 duration=20.0), 44100)
+    sf.write(
+        tmp_path / "cd44k.flac",
+        audio.load(calls_dir / "spokenwoz_SNG0072.ogg", sample_rate=44100, duration=20.0),
+        44100,
+    )
     sf.write(tmp_path / "short.wav", wav[int(4.4 * 16000) : int(5.0 * 16000)], 16000)
     out = tmp_path / "out"
-    code, _, err = run(capsys, "diarize", tmp_path / "stereo8k.wav", tmp_path / "cd44k.flac",
-                       tmp_path / "short.wav", "--out", out, "--jobs", "2")
+    code, _, err = run_cli(
+        capsys,
+        "diarize",
+        tmp_path / "stereo8k.wav",
+        tmp_path / "cd44k.flac",
+        tmp_path / "short.wav",
+        "--out",
+        out,
+        "--jobs",
+        "2",
+    )
     assert code == 0, err
     for stem in ("stereo8k", "cd44k"):
         assert len(read_rttm(out / f"{stem}.rttm")[stem].turns) >= 2
@@ -85,7 +95,7 @@ def test_converted_inputs_and_short_file(tmp_path, capsys, calls_dir):
 
 def test_silence_gives_empty_rttm_and_warning(tmp_path, capsys):
     sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 3, np.float32), 16000)
-    code, _, err = run(capsys, "diarize", tmp_path / "quiet.wav", "--out", tmp_path / "o")
+    code, _, err = run_cli(capsys, "diarize", tmp_path / "quiet.wav", "--out", tmp_path / "o")
     assert code == 0
     assert "warning:" in err and "no speech" in err
     assert (tmp_path / "o" / "quiet.rttm").read_text() == ""
@@ -95,8 +105,16 @@ def test_batch_reports_bad_files_and_processes_the_rest(tmp_path, capsys, ami_di
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk" * 20)
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     good = ami_dir / "EN2009b_0000-0030.ogg"
-    code, _, err = run(capsys, "diarize", tmp_path / "missing.wav", tmp_path / "corrupt.wav",
-                       tmp_path / "empty.wav", good, "--out", tmp_path / "o")
+    code, _, err = run_cli(
+        capsys,
+        "diarize",
+        tmp_path / "missing.wav",
+        tmp_path / "corrupt.wav",
+        tmp_path / "empty.wav",
+        good,
+        "--out",
+        tmp_path / "o",
+    )
     assert code == 1
     assert "missing.wav: file not found" in err
     assert "corrupt.wav: not a readable audio file" in err
@@ -108,17 +126,17 @@ def test_batch_reports_bad_files_and_processes_the_rest(tmp_path, capsys, ami_di
 def test_existing_output_needs_force(tmp_path, capsys, ami_dir):
     good = ami_dir / "EN2009b_0000-0030.ogg"
     (tmp_path / "EN2009b_0000-0030.rttm").write_text("keep me\n")
-    code, _, err = run(capsys, "diarize", good, "--out", tmp_path)
+    code, _, err = run_cli(capsys, "diarize", good, "--out", tmp_path)
     assert code == 1 and "output exists (use --force)" in err
     assert (tmp_path / "EN2009b_0000-0030.rttm").read_text() == "keep me\n"
-    code, _, _ = run(capsys, "diarize", good, "--out", tmp_path, "--force")
+    code, _, _ = run_cli(capsys, "diarize", good, "--out", tmp_path, "--force")
     assert code == 0 and (tmp_path / "EN2009b_0000-0030.rttm").read_text().startswith("SPEAKER")
 
 
 def test_unknown_config_key_lists_valid_keys(tmp_path, capsys, ami_dir):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("vad:\n  mode: 2\n  agressiveness: 3\n")
-    code, _, err = run(capsys, "diarize", ami_dir / "EN2009b_0000-0030.ogg", "--config", cfg)
+    code, _, err = run_cli(capsys, "diarize", ami_dir / "EN2009b_0000-0030.ogg", "--config", cfg)
     assert code == 1
     assert "unknown key(s) agressiveness" in err and "valid keys: method, mode, frame_ms" in err
 
@@ -126,15 +144,16 @@ def test_unknown_config_key_lists_valid_keys(tmp_path, capsys, ami_dir):
 def test_config_file_and_flags_resolve(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("clustering:\n  threshold: 0.42\nwindows:\n  window: 1.0\n  shift: 0.5\n")
-    code, out, _ = run(capsys, "diarize", "x.wav", "--config", cfg, "--window", "2.0", "--shift", "1.0",
-                       "--show-config")
+    code, out, _ = run_cli(
+        capsys, "diarize", "x.wav", "--config", cfg, "--window", "2.0", "--shift", "1.0", "--show-config"
+    )
     assert code == 0 and "threshold: 0.42" in out and "window: 2.0" in out
 
 
 def test_malformed_reference_in_score(tmp_path, capsys):
     (tmp_path / "r.rttm").write_text("SPEAKER a 1 0.0 1.0 <NA> <NA> s <NA> <NA>\nSPEAKER a 1 x\n")
     (tmp_path / "h.rttm").write_text("SPEAKER a 1 0.0 1.0 <NA> <NA> s <NA> <NA>\n")
-    code, _, err = run(capsys, "score", "--ref", tmp_path / "r.rttm", "--hyp", tmp_path / "h.rttm")
+    code, _, err = run_cli(capsys, "score", "--ref", tmp_path / "r.rttm", "--hyp", tmp_path / "h.rttm")
     assert code == 1 and "r.rttm:2: malformed RTTM line" in err
 
 
@@ -155,7 +174,17 @@ def test_tune_writes_best_config(tmp_path, capsys, ami_dir, monkeypatch):
     audio_dir = tmp_path / "a"
     audio_dir.mkdir()
     (audio_dir / "EN2009b_0000-0030.ogg").symlink_to(ami_dir / "EN2009b_0000-0030.ogg")
-    code, out, err = run(capsys, "tune", "--audio-dir", audio_dir, "--ref", ami_dir / "ami-excerpts.rttm",
-                         "--uem", ami_dir / "ami-excerpts.uem", "--out", tmp_path / "best.yaml")
+    code, out, err = run_cli(
+        capsys,
+        "tune",
+        "--audio-dir",
+        audio_dir,
+        "--ref",
+        ami_dir / "ami-excerpts.rttm",
+        "--uem",
+        ami_dir / "ami-excerpts.uem",
+        "--out",
+        tmp_path / "best.yaml",
+    )
     assert code == 0, err
     assert out.count("DER") == 2 and "threshold: 0." in (tmp_path / "best.yaml").read_text()

@@ -10,7 +10,6 @@ import soundfile as sf
 import torch
 
 from mung import audio
-from mung.cli import main
 from mung.config import merge
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.pipeline import DiarizationConfig
@@ -30,19 +29,10 @@ from mung.diarization.uisrnn import (
     window_labels,
 )
 from mung.errors import MungError
-from tests.conftest import data_dir
+from tests.conftest import data_dir, run_cli
 
 SHORT = SimulationConfig(duration=(20.0, 30.0), backchannel_prob=0.3)
 
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +80,7 @@ def test_simulator_is_deterministic_by_seed(speech_dir):
 def test_simulate_cli_writes_a_scorable_set(tmp_path, capsys, speech_dir):
     args = ["diarize", "simulate", "--speech", speech_dir, "--out", tmp_path, "--n", 2, "--seed", 1,
             "--duration", "15,20", "--name", "t"]
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     refs, uem = read_rttm(tmp_path / "t.rttm"), read_uem(tmp_path / "t.uem")
     assert sorted(refs) == sorted(uem) == ["t-000", "t-001"]
@@ -99,7 +89,7 @@ def test_simulate_cli_writes_a_scorable_set(tmp_path, capsys, speech_dir):
         assert info.samplerate == 16000 and abs(info.duration - spans[0][1]) < 2e-3
         assert max(t.end for t in refs[uri].turns) <= spans[0][1]
     assert len((tmp_path / "t.meta.jsonl").read_text().splitlines()) == 2
-    code, _, err = run(capsys, *args)  # refuses to overwrite
+    code, _, err = run_cli(capsys, *args)  # refuses to overwrite
     assert code == 1 and "error:" in err and "--force" in err
 
 
@@ -109,12 +99,12 @@ def test_simulate_cli_writes_a_scorable_set(tmp_path, capsys, speech_dir):
      (["--overlap-prob", "1.5"], "overlap_prob"), (["--n", "0"], "--n")],
 )
 def test_simulate_bad_inputs(tmp_path, capsys, speech_dir, extra, message):
-    code, _, err = run(capsys, "diarize", "simulate", "--speech", speech_dir, "--out", tmp_path, *extra)
+    code, _, err = run_cli(capsys, "diarize", "simulate", "--speech", speech_dir, "--out", tmp_path, *extra)
     assert code == 1 and err.startswith("error:") and message in err and "Traceback" not in err
 
 
 def test_simulate_missing_speech_dir(tmp_path, capsys):
-    code, _, err = run(capsys, "diarize", "simulate", "--speech", tmp_path / "nope", "--out", tmp_path)
+    code, _, err = run_cli(capsys, "diarize", "simulate", "--speech", tmp_path / "nope", "--out", tmp_path)
     assert code == 1 and "speech directory not found" in err
 
 
@@ -132,7 +122,7 @@ def test_wpe_on_a_real_file_keeps_length(ami_dir):
 
 def test_cli_dereverb_wpe_end_to_end(tmp_path, capsys, ami_dir):
     wav = ami_dir / "EN2001e_0000-0030.ogg"
-    code, _, err = run(capsys, "diarize", wav, "--dereverb", "wpe", "--out", tmp_path)
+    code, _, err = run_cli(capsys, "diarize", wav, "--dereverb", "wpe", "--out", tmp_path)
     assert code == 0, err
     assert read_rttm(tmp_path / "EN2001e_0000-0030.rttm")
     assert "method: wpe" in (tmp_path / "config.yaml").read_text()
@@ -230,11 +220,11 @@ def test_cli_train_clustering_and_use_it(tmp_path, capsys, sim_embeddings):
     ref = tmp_path / "ref.rttm"
     ref.write_text("".join(refs[p.stem].to_rttm() for p in paths[:2]))
     model = tmp_path / "m.pt"
-    code, out, err = run(capsys, "diarize", "train-clustering", "--audio-dir", audio_dir, "--ref", ref,
+    code, out, err = run_cli(capsys, "diarize", "train-clustering", "--audio-dir", audio_dir, "--ref", ref,
                          "--out", model, "--steps", 60, "--hidden", 16)
     assert code == 0 and model.exists(), err
     spec = f"uisrnn:{model}"
-    code, out, err = run(capsys, "diarize", paths[3], "--clustering", spec, "--out", tmp_path / "o")
+    code, out, err = run_cli(capsys, "diarize", paths[3], "--clustering", spec, "--out", tmp_path / "o")
     assert code == 0, err
     assert len(read_rttm(tmp_path / "o" / f"{paths[3].stem}.rttm")[paths[3].stem].speakers) >= 1
 
@@ -242,13 +232,13 @@ def test_cli_train_clustering_and_use_it(tmp_path, capsys, sim_embeddings):
 @pytest.mark.parametrize("spec,message", [("uisrnn", "uisrnn:MODEL"), ("kmeans", "uisrnn:MODEL"),
                                            ("uisrnn:/no/such.pt", "not found")])
 def test_cli_bad_clustering_specs(tmp_path, capsys, ami_dir, spec, message):
-    code, _, err = run(capsys, "diarize", ami_dir / "EN2001e_0000-0030.ogg", "--clustering", spec,
+    code, _, err = run_cli(capsys, "diarize", ami_dir / "EN2001e_0000-0030.ogg", "--clustering", spec,
                        "--out", tmp_path)
     assert code == 1 and message in err and "Traceback" not in err
 
 
 def test_train_clustering_needs_matching_audio(tmp_path, capsys, sim_dir):
     (tmp_path / "a.wav").write_bytes(b"")
-    code, _, err = run(capsys, "diarize", "train-clustering", "--audio-dir", tmp_path,
+    code, _, err = run_cli(capsys, "diarize", "train-clustering", "--audio-dir", tmp_path,
                        "--ref", sim_dir / "sim-dev.rttm", "--out", tmp_path / "m.pt")
     assert code == 1 and "no audio file whose stem" in err
