@@ -4,6 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_AUDIO := src/mung/data/demo_ami_EN2001a.ogg
 DEMO_OUT := demo-output
+MUSIC_CLIP := ../shared/data/music-4q/audio/MT0000004637.ogg
 
 .PHONY: demo test lint bench clean
 
@@ -16,7 +17,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/mung diarize $(DEMO_AUDIO) --out $(DEMO_OUT) --plot --force --print
-	@echo "RTTM and timeline PNG written to $(DEMO_OUT)/"
+	@echo "RTTM, timeline PNG and resolved config written to $(DEMO_OUT)/"
+	@if [ -f $(MUSIC_CLIP) ]; then $(BIN)/mung music tag $(MUSIC_CLIP); \
+	else echo "(music demo skipped: $(MUSIC_CLIP) not found; no music audio ships in the repo)"; fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
