@@ -103,13 +103,6 @@ def main() -> None:
         shipped = []
     if shipped:
         lines.append(_shipped_row(shipped, args.data, speed_files))
-    ys, _ = encode(val, data.stations, data.moods)(shipped, args.data, "val", progress=False)
-    e2e, model_only = throughput(shipped, speed_files)
-    params = sum(n_parameters(c.model) for c in Ensemble(shipped).members)
-    line = (f"| **shipped default** ({len(shipped)} model(s)) | see docs/music.md | {_scores(m)} "
-            f"| {params / 1e6:.2f} M | – | {e2e:.1f} | {model_only:.1f} |")
-    print(line, flush=True)
-    lines.append(line)
     ys, _ = encode(val, data.stations, data.moods)
     note = (f"\n4Q val split ({len(val)} clips, {np.bincount(ys).tolist()} per station), trained on the "
             f"train split ({len(data.split('train'))} clips). Multi-task training (station + mood heads). "
