@@ -35,11 +35,13 @@ SYSTEMS: dict[str, dict] = {
     "organiser baseline": {
         "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
         "windows.window": 1.5, "windows.shift": 0.5, "embedding.center": 0.0,
-        "clustering.linkage": "complete", "clustering.threshold": None,  # re-tuned below
+        "clustering.method": "ahc", "clustering.linkage": "complete",
+        "clustering.threshold": None,  # re-tuned below
         "clustering.min_cluster_fraction": 0.0, "clustering.refine_iterations": 0,
         "resegment.max_gap": 0.0,
     },
     "webrtc VAD (seed: mode 2, 20 ms, 400 ms)": {"vad.method": "webrtc"},
+    "AHC only (average, 0.7)": {"clustering.method": "ahc"},
     "spectral clustering": {"clustering.method": "spectral"},
     "WPE dereverb": {"dereverb.method": "wpe"},
     "UIS-RNN (sim-trained)": {"clustering.method": "uisrnn", "clustering.model": str(UISRNN_MODEL)},

@@ -65,7 +65,7 @@ def _blobs(sizes, dim=32, noise=0.15, seed=0):
 @pytest.mark.parametrize("linkage", ["average", "complete", "single"])
 def test_ahc_recovers_well_separated_speakers(linkage):
     x, truth = _blobs([30, 20, 25])
-    labels = cluster(x, ClusteringConfig(linkage=linkage, threshold=0.5))
+    labels = cluster(x, ClusteringConfig(method="ahc", linkage=linkage, threshold=0.5))
     assert len(set(labels)) == 3
     for k in range(3):  # each true speaker maps to one cluster
         assert len(set(labels[truth == k])) == 1
@@ -77,11 +77,15 @@ def test_speaker_count_constraints_and_spectral():
     assert len(set(cluster(x, ClusteringConfig(threshold=1.9, min_speakers=3)))) == 3
     assert len(set(cluster(x, ClusteringConfig(threshold=0.01, max_speakers=4)))) <= 4
     assert len(set(cluster(x, ClusteringConfig(method="spectral", max_speakers=6)))) == 3
+    labels = cluster(x, ClusteringConfig())  # default ahc+spectral
+    assert len(set(labels)) == 3 and len(set(labels[:30])) == 1
+    one, _ = _blobs([40])
+    assert len(set(cluster(one, ClusteringConfig()))) == 1  # AHC says "one speaker": spectral not asked
 
 
 def test_tiny_clusters_are_folded_not_invented():
     x, truth = _blobs([40, 40, 2])
-    labels = cluster(x, ClusteringConfig(threshold=0.5, min_cluster_fraction=0.05))
+    labels = cluster(x, ClusteringConfig(method="ahc", threshold=0.5, min_cluster_fraction=0.05))
     assert len(set(labels)) == 2
 
 

@@ -38,13 +38,14 @@ def _overrides(opts: dict) -> dict:
 
 
 def _clustering_spec(value: str | None) -> str | None:
+    from mung.diarization.clustering import METHODS
     from mung.errors import MungError
 
     if value is None:
         return None
     method, _, model = value.partition(":")
-    if method not in ("ahc", "spectral", "uisrnn") or (method == "uisrnn") != bool(model):
-        raise MungError(f"--clustering must be ahc, spectral or uisrnn:MODEL, got {value!r}")
+    if method not in METHODS or (method == "uisrnn") != bool(model):
+        raise MungError(f"--clustering: one of ahc+spectral, ahc, spectral, uisrnn:MODEL; got {value!r}")
     return value
 
 
@@ -110,7 +111,10 @@ def _summary(d) -> str:
 @click.option("--embedding", help="default | resnetse34l:CKPT")
 @click.option("--segment-aggregation", is_flag=True, help="Segment aggregation (resnetse34l).")
 @click.option("--device", help="cpu | cuda")
-@click.option("--clustering", callback=lambda c, p, v: _clustering_spec(v), help="ahc|spectral|uisrnn:MODEL")
+@click.option(
+    "--clustering", callback=lambda c, p, v: _clustering_spec(v),
+    help="ahc+spectral (default) | ahc | spectral | uisrnn:MODEL",
+)
 @click.option("--dereverb", type=click.Choice(["none", "wpe"]), help="WPE dereverberation before detection.")
 @click.option("--linkage", type=click.Choice(["average", "complete", "single"]))
 @click.option("--threshold", type=float, help="AHC cosine-distance threshold.")

@@ -1,9 +1,11 @@
 """Clustering of L2-normalised window embeddings into speakers.
 
 AHC (scipy) with cosine distance and single/complete/average linkage, stopped by a distance
-threshold or a speaker count; or spectral clustering (``spectralcluster``). Clusters that hold
-too little speech are folded into their nearest large cluster, so short noisy windows do not
-become invented speakers.
+threshold or a speaker count; or spectral clustering (``spectralcluster``); or, the default,
+``ahc+spectral``: AHC decides whether there is more than one speaker and spectral clustering
+(eigen-gap) how many and who — on our dev sets it beat either alone and removed AHC's
+over-counting below the threshold. Clusters that hold too little speech are folded into their
+nearest large cluster, so short noisy windows do not become invented speakers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from mung.errors import MungError
 from mung.speaker.encoder import l2_normalize
 
+METHODS = ("ahc+spectral", "ahc", "spectral", "uisrnn")
+
 
 @dataclass
 class ClusteringConfig:
@@ -28,7 +32,7 @@ class ClusteringConfig:
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
     train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
-    method: Literal["ahc", "spectral", "uisrnn"] = "ahc"
+    method: Literal["ahc+spectral", "ahc", "spectral", "uisrnn"] = "ahc+spectral"
     linkage: Literal["average", "complete", "single"] = "average"
     threshold: float = 0.7
     num_speakers: int | None = None
@@ -40,8 +44,8 @@ class ClusteringConfig:
     beam_size: int = 10
 
     def validate(self) -> None:
-        if self.method not in ("ahc", "spectral", "uisrnn"):
-            raise MungError(f"clustering.method must be 'ahc', 'spectral' or 'uisrnn', got {self.method!r}")
+        if self.method not in METHODS:
+            raise MungError(f"clustering.method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "uisrnn" and not self.model:
             raise MungError("clustering.method 'uisrnn' needs a model: --clustering uisrnn:MODEL")
         if self.beam_size < 1:
@@ -85,11 +89,29 @@ def ahc(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
 
 
 def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
-    """Spectral clustering with eigen-gap speaker counting (the ``spectralcluster`` package)."""
-    from spectralcluster import SpectralClusterer
+    """Spectral clustering with eigen-gap speaker counting (the ``spectralcluster`` package) and
+    the affinity refinement of Wang et al. (ICASSP 2018; blur, row-wise 80th-percentile
+    threshold, symmetrise, diffuse, normalise). The eigen-gap cannot say "one speaker" reliably,
+    so at least two are found unless ``max_speakers``/``num_speakers`` is 1."""
+    from spectralcluster import (
+        ICASSP2018_REFINEMENT_SEQUENCE,
+        RefinementOptions,
+        SpectralClusterer,
+        ThresholdType,
+    )
 
     lo, hi = config.bounds(len(emb))
-    return SpectralClusterer(min_clusters=lo, max_clusters=hi).predict(emb)
+    if hi == 1 or len(emb) < 3:
+        return np.zeros(len(emb), int)
+    refinement = RefinementOptions(
+        gaussian_blur_sigma=1,
+        p_percentile=0.8,
+        thresholding_soft_multiplier=0.01,
+        thresholding_type=ThresholdType.RowMax,
+        refinement_sequence=ICASSP2018_REFINEMENT_SEQUENCE,
+    )
+    clusterer = SpectralClusterer(min_clusters=max(lo, 2), max_clusters=hi, refinement_options=refinement)
+    return clusterer.predict(emb)
 
 
 def fold_small_clusters(
@@ -143,9 +165,11 @@ def cluster(
 
         labels = predict(emb, config.model, config.bounds(len(emb))[1], config.beam_size)
     else:
-        labels = ahc(emb, config) if config.method == "ahc" else spectral(emb, config)
+        labels = spectral(emb, config) if config.method == "spectral" else ahc(emb, config)
     lo, _ = config.bounds(len(emb))
     if config.num_speakers is None and config.min_cluster_fraction > 0:
         labels = fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)
+    if config.method == "ahc+spectral" and len(np.unique(labels)) > 1:
+        labels = spectral(emb, config)
     labels = refine(emb, labels, config.refine_iterations)
     return _relabel(labels)
