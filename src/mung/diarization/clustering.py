@@ -20,6 +20,8 @@ from mung.errors import MungError
 from mung.speaker.encoder import l2_normalize
 
 METHODS = ("ahc+spectral", "ahc", "spectral", "uisrnn")
+MAX_SPECTRAL_SIZE = 600
+MAX_SPEAKERS = 20  # the eigen-gap search range when the user gives no bound
 
 
 @dataclass
@@ -92,7 +94,10 @@ def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
     """Spectral clustering with eigen-gap speaker counting (the ``spectralcluster`` package) and
     the affinity refinement of Wang et al. (ICASSP 2018; blur, row-wise 80th-percentile
     threshold, symmetrise, diffuse, normalise). The eigen-gap cannot say "one speaker" reliably,
-    so at least two are found unless ``max_speakers``/``num_speakers`` is 1."""
+    so at least two are found unless ``max_speakers``/``num_speakers`` is 1, and at most
+    ``MAX_SPEAKERS`` unless ``max_speakers`` says more. Above
+    ``MAX_SPECTRAL_SIZE`` windows (about 7 min of speech) AHC first reduces the input to that many
+    centroids, which keeps an hour-long recording's eigen-decomposition small."""
     from spectralcluster import (
         ICASSP2018_REFINEMENT_SEQUENCE,
         RefinementOptions,
@@ -110,7 +115,12 @@ def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
         thresholding_type=ThresholdType.RowMax,
         refinement_sequence=ICASSP2018_REFINEMENT_SEQUENCE,
     )
-    clusterer = SpectralClusterer(min_clusters=max(lo, 2), max_clusters=hi, refinement_options=refinement)
+    clusterer = SpectralClusterer(
+        min_clusters=max(lo, 2),
+        max_clusters=hi if config.max_speakers or config.num_speakers else min(hi, MAX_SPEAKERS),
+        refinement_options=refinement,
+        max_spectral_size=MAX_SPECTRAL_SIZE,
+    )
     return clusterer.predict(emb)
 
 
