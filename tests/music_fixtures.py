@@ -11,6 +11,17 @@ import pytest
 MUSIC = Path(__file__).parents[1].parent / "shared" / "data" / "music-4q"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small convolutions run faster on one thread on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def music_dir() -> Path:
     if not (MUSIC / "labels.csv").exists():
         pytest.skip(f"real data not found at {MUSIC} (clone with ../shared beside the repo)")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from music_fixtures import music_dir
+import pytest
+from music_fixtures import music_dir, one_thread  # noqa: F401 (fixture)
 
 from mung.cli import main
 from mung.music.ablate import verdict
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_verdict_rule():

@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from music_fixtures import MUSIC, rows, write_labels
+from music_fixtures import MUSIC, one_thread, rows, write_labels  # noqa: F401 (fixture)
 
 from mung.cli import main
 from mung.errors import MungError
 from mung.music.inference import Ensemble, default_checkpoints, load_checkpoint, tag
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from music_fixtures import tiny_batch
+from music_fixtures import one_thread, tiny_batch  # noqa: F401 (fixture)
 
 from mung.errors import MungError
 from mung.music.models import BACKBONES, build
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
