@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_AUDIO := src/mung/data/demo_ami_EN2001a.ogg
 DEMO_OUT := demo-output
-MUSIC_CLIP := ../shared/data/music-4q/audio/MT0000004637.ogg
+MUSIC_CLIP := ../shared/data/music-4q/audio/MT0000082187.ogg
 
 .PHONY: demo test lint bench clean
 
