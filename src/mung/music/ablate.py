@@ -33,22 +33,26 @@ ENSEMBLE_MEMBERS = ("rexnet", "resnext50", "base", "conv1d")
 
 @dataclass
 class AblationConfig:
-    """Budget and baseline of the ablation. Defaults are sized for ~2 h on 2 CPU cores: a slim
-    2-D SpeakerNet + GRU baseline, 10-s training crops, a few epochs, and slimmed ensemble members
-    (ReXNet width 0.5, ResNeXt 32x4d with one block per stage)."""
+    """Budget and baseline of the ablation. Defaults fit ~1.5 h on 2 CPU cores (measured, see
+    benchmarks/results/ablation.md): a slim 2-D SpeakerNet + GRU baseline (stem stride 2×2),
+    10-s training crops, 8 epochs, Adam at 1e-3 (station) / 3e-3 (mood: slower to leave the
+    prior), and slimmed ensemble members (ReXNet width 0.5, ResNeXt 32x4d at width 0.25 with one
+    block per stage)."""
 
     seeds: int = 3
-    epochs: int = 4
+    epochs: int = 8
     crop_frames: int = 312  # 10 s
     batch_size: int = 16
-    base_kwargs: dict = field(default_factory=lambda: {"channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1]})
+    lr: dict = field(default_factory=lambda: {"station": 1e-3, "mood": 3e-3})
+    base_kwargs: dict = field(default_factory=lambda: {
+        "channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1], "stem_stride": [2, 2]})
     quick: bool = False
     max_per_station: int | None = None  # subset for --quick
 
     @classmethod
     def quick_config(cls) -> AblationConfig:
         return cls(seeds=2, epochs=1, crop_frames=32, batch_size=8, quick=True, max_per_station=2,
-                   base_kwargs={"channels": [4, 4, 4, 4], "blocks": [1, 1, 1, 1]})
+                   base_kwargs={"channels": [4, 4, 4, 4], "blocks": [1, 1, 1, 1], "stem_stride": [2, 2]})
 
 
 def arms(cfg: AblationConfig) -> dict[str, dict]:
@@ -69,7 +73,8 @@ def arms(cfg: AblationConfig) -> dict[str, dict]:
         "mixup": {"mixup": 0.4},
         "freq mask": {"freq_mask": 4 if slim else 24},
         "rexnet": {"model": "rexnet", "model_kwargs": {"width": 0.25 if slim else 0.5}},
-        "resnext50": {"model": "resnext50", "model_kwargs": {"blocks": [1, 1, 1, 1]}},
+        "resnext50": {"model": "resnext50",
+                      "model_kwargs": {"blocks": [1, 1, 1, 1], "width": 0.125 if slim else 0.25}},
     }
 
 
@@ -163,7 +168,7 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
             over["aux"] = str(out_dir / "runs" / f"base-{other}-{seed}")
         tc = TrainConfig(task=task, model="speakernet", model_kwargs=kwargs, epochs=cfg.epochs,
                          batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, patience=cfg.epochs,
-                         seed=seed)
+                         lr=cfg.lr[task], seed=seed)
         tc = replace(tc, **over)
         run_dir = out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
         metrics = _finished(run_dir, tc)
@@ -223,7 +228,8 @@ def report_markdown(result: dict) -> str:
     head = (f"Ablation on {result['data']} — {result['train_clips']} train / {result['val_clips']} "
             f"val clips, {cfg['seeds']} seeds, {cfg['epochs']} epochs, "
             f"baseline: SpeakerNet {cfg['base_kwargs']} + GRU, "
-            f"{cfg['crop_frames']}-frame crops{' (QUICK smoke run)' if cfg['quick'] else ''}.\n\n"
+            f"{cfg['crop_frames']}-frame crops, Adam lr {cfg['lr']}"
+            f"{' (QUICK smoke run)' if cfg['quick'] else ''}.\n\n"
             "| claim | task | metric | baseline | variant | difference | seed says | p | verdict |\n"
             "|---|---|---|---|---|---|---|---|---|\n")
     arrow = {"+": "↑", "-": "↓", "=": "="}

@@ -2,7 +2,12 @@
 choice, not the code of Jung et al. (Interspeech 2020): a frozen auxiliary model gives
 ``p`` (sigmoid of mood logits, or softmax of station logits) for the whole input; per conv stage a
 learned ``a = sigmoid(W p + b)`` (one value per channel) rescales the stage output as
-``F ⊙ (1 + a)`` (``gate="one_plus"``, identity reachable) or ``F ⊙ a`` (``gate="plain"``)."""
+``F ⊙ (1 + a)`` (``gate="one_plus"``, identity reachable) or ``F ⊙ a`` (``gate="plain"``).
+
+``p`` is standardised (BatchNorm without affine parameters) before the map: an affine change of
+``W p + b``, so the same functions, but the map sees the auxiliary's variation at unit scale. Without
+it an unconfident auxiliary gives an almost constant ``a`` that the next BatchNorm cancels, and
+the attention arm trains exactly like its baseline."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class AttentionNet(nn.Module):
         for p in self.aux.parameters():
             p.requires_grad_(False)
         k = aux.heads[aux_task].out_features
+        self.norm = nn.BatchNorm1d(k, affine=False)
         self.maps = nn.ModuleList(nn.Linear(k, c) for c in net.backbone.stage_channels)
 
     def train(self, mode: bool = True):
@@ -34,6 +40,7 @@ class AttentionNet(nn.Module):
         with torch.no_grad():
             logits = self.aux(x)[self.aux_task]
             p = torch.sigmoid(logits) if self.aux_task == "mood" else torch.softmax(logits, -1)
+        p = self.norm(p)
 
         def hook(i: int, f: torch.Tensor) -> torch.Tensor:
             a = torch.sigmoid(self.maps[i](p)).view(*p.shape[:1], -1, *([1] * (f.dim() - 2)))
