@@ -75,6 +75,27 @@ def test_attention_aux_stays_frozen(batch):
         assert torch.equal(v, before[k]), k
 
 
+def test_attention_gate_varies_with_an_unconfident_aux(batch):
+    """An untrained auxiliary barely tells clips apart; standardising its output must still give
+    clip-dependent gates (else the next BatchNorm cancels the attention)."""
+    x, _ = batch
+    torch.manual_seed(0)
+    model = build(_spec("attention")).train()
+    with torch.no_grad():
+        p = torch.sigmoid(model.aux(x)["mood"])
+        raw = torch.sigmoid(model.maps[0](p)).std(0).mean()
+        gated = torch.sigmoid(model.maps[0](model.norm(p))).std(0).mean()
+    assert p.std(0).max() < 1e-3
+    assert gated > 100 * raw, (float(raw), float(gated))
+
+
+def test_resnext_width_scales_channels():
+    slim = build({"name": "resnext50", "kwargs": {"blocks": [1, 1, 1, 1], "width": 0.25},
+                  "heads": {"station": 4}})
+    assert slim.backbone.stage_channels == [64, 128, 256, 512]
+    assert slim.eval()(torch.zeros(1, 1, 128, 64))["station"].shape == (1, 4)
+
+
 def test_unknown_model_is_a_user_error():
     with pytest.raises(MungError, match="unknown model"):
         build({"name": "vgg", "heads": {"station": 4}})
