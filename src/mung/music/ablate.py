@@ -131,6 +131,9 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
 
     cfg = cfg or AblationConfig()
     check_budget(cfg)
+    claims = [c for c in CLAIMS if (not only or any(w in c[0] for w in only)) and c[1] in tasks]
+    if not claims:
+        raise MungError(f"no claim matches {only}")
     out_dir = Path(out_dir)
     for name in ("ablation.json", "ablation.md", "ablation.png"):
         check_writable(out_dir / name, force)
@@ -140,9 +143,6 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     ys, ym = encode(val, data.stations, data.moods)
     mels_val = [cache.get(t.path) for t in val]
     arm_cfg = arms(cfg)
-    claims = [c for c in CLAIMS if (not only or any(w in c[0] for w in only)) and c[1] in tasks]
-    if not claims:
-        raise MungError(f"no claim matches {only}")
     needed = {(a, t) for _, t, a, _, _ in claims if a != "ensemble"} | {("base", t) for _, t, *_ in claims}
     with_ensemble = any(c[2] == "ensemble" for c in claims)
     if with_ensemble:
