@@ -21,6 +21,9 @@ def test_verdict_rule():
     assert verdict(np.array([-0.05, -0.06, -0.04]), "+")[0] == "disagrees"
     assert verdict(np.array([0.05, -0.06, 0.01]), "-")[0] == "inconclusive"
     assert verdict(np.array([0.001, -0.002, 0.0]), "=")[0] == "agrees"
+    assert verdict(np.array([0.05, 0.06, 0.04]), "=")[0] == "disagrees"
+    # every seed one clip worse: p = 0, but below the 0.02 minimum effect
+    assert verdict(np.full(3, -1 / 144), "-") == ("inconclusive", 0.0)
 
 
 def test_quick_ablation_writes_report(tmp_path, capsys):
