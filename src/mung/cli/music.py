@@ -130,8 +130,8 @@ def _weights(weights: str | None) -> list[float] | None:
 @music.command()
 @click.option("--data", required=True, type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for ablation.json/.md/.png.")
-@click.option("--seeds", default=3, show_default=True)
-@click.option("--epochs", default=None, type=int, help="Epochs per run (default 4; quick 1).")
+@click.option("--seeds", default=None, type=int, help="Seeds per arm (default 3; quick 2).")
+@click.option("--epochs", default=None, type=int, help="Epochs per run (default 8; quick 1).")
 @click.option("--quick", is_flag=True, help="Smoke run: 2 seeds, tiny models and a few clips.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--only", multiple=True, help="Only claims containing this word (repeatable), e.g. focal.")
@@ -146,8 +146,8 @@ def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, tasks, force):
     from mung.music.ablate import AblationConfig
     from mung.music.ablate import ablate as run
 
-    cfg = AblationConfig.quick_config() if quick else AblationConfig(seeds=seeds)
-    cfg = replace(cfg, seeds=seeds if not quick or seeds != 3 else cfg.seeds, epochs=epochs or cfg.epochs)
+    cfg = AblationConfig.quick_config() if quick else AblationConfig()
+    cfg = replace(cfg, seeds=cfg.seeds if seeds is None else seeds, epochs=epochs or cfg.epochs)
     run(data, out_dir, cfg, force=force, cache_dir=cache_dir, only=list(only) or None,
         tasks=tuple(tasks) or ("station", "mood"))
     click.echo((Path(out_dir) / "ablation.md").read_text())

@@ -25,7 +25,7 @@ from mung.errors import MungError
 from mung.io import check_writable, write_json, write_text, write_with
 from mung.music.data import Dataset, MelCache, encode, read_dataset
 from mung.music.features import MelConfig
-from mung.music.inference import load_checkpoint, predict_mels
+from mung.music.inference import CHECKPOINT_NAME, Ensemble, read_meta
 from mung.music.metrics import mood_metrics, station_metrics
 from mung.music.train import TrainConfig, train
 
@@ -134,7 +134,8 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     from tqdm import tqdm
 
     cfg = cfg or AblationConfig()
-    check_budget(cfg)
+    if cfg.seeds < 2:
+        raise MungError("ablation needs at least 2 seeds for a paired comparison")
     claims = [c for c in CLAIMS if (not only or any(w in c[0] for w in only)) and c[1] in tasks]
     if not claims:
         raise MungError(f"no claim matches {only}")
@@ -145,7 +146,6 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     cache = MelCache(MelConfig(), cache_dir)
     val = data.split("val")
     ys, ym = encode(val, data.stations, data.moods)
-    mels_val = [cache.get(t.path) for t in val]
     arm_cfg = arms(cfg)
     needed = {(a, t) for _, t, a, _, _ in claims if a != "ensemble"} | {("base", t) for _, t, *_ in claims}
     with_ensemble = any(c[2] == "ensemble" for c in claims)
@@ -155,14 +155,13 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
         needed |= {("base", t) for t in METRIC}
     order = sorted(needed, key=lambda k: (k[0] == "attention", k))  # attention needs the baselines
     scores: dict[str, dict[str, list[dict]]] = {}
-    probs: dict[tuple[str, str, int], dict] = {}
     jobs = [(a, t, s) for s in range(cfg.seeds) for a, t in order]
     bar = tqdm(jobs, desc="ablate", unit="run", disable=not progress)
     for arm, task, seed in bar:
         bar.set_postfix_str(f"{arm}/{task}/seed {seed}")
         over = dict(arm_cfg[arm])
         arm_kwargs = over.pop("model_kwargs", {})
-        if over.get("model", "attention") == "attention":
+        if over.get("model") in (None, "attention"):  # the baseline network
             kwargs = {**cfg.base_kwargs, "aggregation": "gru", **arm_kwargs}
         else:
             kwargs = arm_kwargs
@@ -174,18 +173,17 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
                          batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, patience=cfg.epochs,
                          lr=cfg.lr[task], seed=seed)
         tc = replace(tc, **over)
-        run_dir = out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
+        run_dir = _run_dir(out_dir, arm, task, seed)
         metrics = _finished(run_dir, tc)
         if metrics is None:
             metrics = train(tc, data_path, run_dir, force=True, progress=False, data=data,
                             cache=cache).metrics
         scores.setdefault(arm, {}).setdefault(task, []).append(metrics)
-        if arm in ENSEMBLE_MEMBERS:
-            ck = load_checkpoint(run_dir)
-            probs[(arm, task, seed)] = predict_mels(ck.model, mels_val, ck.meta["crop_frames"])
+    raw_val = [cache.raw(t.path) for t in val] if with_ensemble else []
     for task in tasks if with_ensemble else ():
         for seed in range(cfg.seeds):
-            p = np.mean([probs[(a, task, seed)][task] for a in ENSEMBLE_MEMBERS], axis=0)
+            members = Ensemble([_run_dir(out_dir, a, task, seed) for a in ENSEMBLE_MEMBERS])
+            p = members.predict_mels(raw_val)[task]
             m = station_metrics(ys, p) if task == "station" else mood_metrics(ym, p, data.moods)
             scores.setdefault("ensemble", {}).setdefault(task, []).append(m)
             best = max((scores[a][task][seed] for a in ENSEMBLE_MEMBERS), key=lambda r: r[METRIC[task]])
@@ -198,12 +196,17 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
     return result
 
 
+def _run_dir(out_dir: Path, arm: str, task: str, seed: int) -> Path:
+    return out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
+
+
 def _finished(run_dir: Path, tc: TrainConfig) -> dict | None:
     """Validation metrics of an earlier run with the same settings (so an interrupted ablation
-    resumes), else ``None``."""
-    if not (run_dir / "model.safetensors").exists():
+    resumes), else ``None``. Reads the checkpoint's metadata only."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.exists():
         return None
-    meta = load_checkpoint(run_dir).meta
+    meta = read_meta(path)
     same = json.loads(json.dumps(meta.get("train_config"))) == json.loads(
         json.dumps({k: v for k, v in asdict(tc).items() if k != "mel"}))
     return meta["val_metrics"] if same else None
@@ -272,7 +275,3 @@ def _plot(rows: list[dict], path: Path, force: bool) -> None:
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), force)
     plt.close(fig)
 
-
-def check_budget(cfg: AblationConfig) -> None:
-    if cfg.seeds < 2:
-        raise MungError("ablation needs at least 2 seeds for a paired comparison")

@@ -62,19 +62,29 @@ def resolve(path: os.PathLike) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def load_checkpoint(path: os.PathLike, device: str = "cpu") -> Checkpoint:
-    """Rebuild the network from its metadata and load the weights (no code is unpickled)."""
+def read_meta(path: os.PathLike) -> dict:
+    """A checkpoint's JSON metadata, without loading the weights."""
     path = resolve(path)
     if not path.exists():
         raise MungError(f"{path}: checkpoint not found")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("mung", "null"))
-        state = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError) as exc:
         raise MungError(f"{path}: not a mung music checkpoint ({exc})") from None
     if not isinstance(meta, dict) or "spec" not in meta:
         raise MungError(f"{path}: checkpoint has no mung metadata")
+    return meta
+
+
+def load_checkpoint(path: os.PathLike, device: str = "cpu") -> Checkpoint:
+    """Rebuild the network from its metadata and load the weights (no code is unpickled)."""
+    path = resolve(path)
+    meta = read_meta(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise MungError(f"{path}: not a mung music checkpoint ({exc})") from None
     model = build(meta["spec"])
     ref = model.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}

@@ -20,7 +20,7 @@ from mung.errors import MungError
 from mung.io import check_writable, write_text, write_with
 from mung.music.data import TASKS, Dataset, MelCache, encode, random_crop, read_dataset
 from mung.music.features import MelConfig
-from mung.music.inference import CHECKPOINT_NAME, predict_mels, save_checkpoint
+from mung.music.inference import CHECKPOINT_NAME, Checkpoint, load_checkpoint, predict_mels, save_checkpoint
 from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
 from mung.music.models import build, n_parameters
 from mung.speaker.train import pick_device
@@ -82,21 +82,20 @@ def _heads(cfg: TrainConfig, data: Dataset) -> dict[str, int]:
     return heads
 
 
-def model_spec(cfg: TrainConfig, heads: dict[str, int]) -> dict:
-    """The JSON description :func:`mung.music.models.build` rebuilds the network from."""
+def model_spec(cfg: TrainConfig, heads: dict[str, int]) -> tuple[dict, Checkpoint | None]:
+    """The JSON description :func:`mung.music.models.build` rebuilds the network from, and the
+    frozen auxiliary checkpoint (attention model only) whose weights go into it."""
     spec = {"name": cfg.model, "kwargs": dict(cfg.model_kwargs), "heads": heads}
-    if cfg.model == "attention":
-        if not cfg.aux:
-            raise MungError("the attention model needs --aux CHECKPOINT (a frozen model of the other task)")
-        from mung.music.inference import load_checkpoint
-
-        aux = load_checkpoint(cfg.aux)
-        want = "mood" if cfg.task == "station" else "station"
-        if want not in aux.tasks:
-            raise MungError(f"{cfg.aux}: auxiliary model must predict {want} for a {cfg.task} model")
-        spec["aux"] = {**aux.meta["spec"], "task": want}
-        spec["_aux_state"] = str(aux.path)
-    return spec
+    if cfg.model != "attention":
+        return spec, None
+    if not cfg.aux:
+        raise MungError("the attention model needs --aux CHECKPOINT (a frozen model of the other task)")
+    aux = load_checkpoint(cfg.aux)
+    want = "mood" if cfg.task == "station" else "station"
+    if want not in aux.tasks:
+        raise MungError(f"{cfg.aux}: auxiliary model must predict {want} for a {cfg.task} model")
+    spec["aux"] = {**aux.meta["spec"], "task": want}
+    return spec, aux
 
 
 def _loss(cfg: TrainConfig, out: dict, ys: torch.Tensor, ym: torch.Tensor) -> torch.Tensor:
@@ -149,13 +148,10 @@ def train(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force:
     if not train_t or not val_t:
         raise MungError(f"{data_path}: need both train and val tracks (split column)")
     heads = _heads(cfg, data)
-    spec = model_spec(cfg, heads)
-    aux_state = spec.pop("_aux_state", None)
+    spec, aux = model_spec(cfg, heads)
     model = build(spec)
-    if aux_state:
-        from mung.music.inference import load_checkpoint
-
-        model.aux.load_state_dict(load_checkpoint(aux_state).model.state_dict())
+    if aux is not None:
+        model.aux.load_state_dict(aux.model.state_dict())
     model.to(device)
     cache = cache or MelCache(cfg.mel, cfg.cache_dir)
     mels_tr = [cache.get(t.path) for t in tqdm(train_t, desc="features", disable=not progress)]
