@@ -13,6 +13,7 @@ systems named with --system, and the one-speaker baseline (reference speech, one
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import resource
 import sys
@@ -148,13 +149,9 @@ def long_recording(seconds: float = 3600.0) -> str:
 
     from mung import audio
 
-    parts, total = [], 0.0
-    files = sorted((DATA / "sim-dev").glob("*.ogg"))
-    while total < seconds:
-        for f in files:
-            wav = audio.load(f)
-            parts.append(wav)
-            total += len(wav) / audio.SAMPLE_RATE
+    wavs = [audio.load(f) for f in sorted((DATA / "sim-dev").glob("*.ogg"))]
+    once = sum(map(len, wavs)) / audio.SAMPLE_RATE
+    parts = wavs * math.ceil(seconds / once)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "one-hour.flac"
         sf.write(path, np.concatenate(parts), audio.SAMPLE_RATE)
@@ -202,7 +199,7 @@ def main() -> None:
         thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
         organiser["clustering.threshold"] = retune_threshold(organiser, thresholds)
         print(f"organiser baseline: threshold re-tuned to {organiser['clustering.threshold']}")
-    if any("uisrnn" in str(SYSTEMS[n].values()) for n in args.system or SYSTEMS):
+    if any(SYSTEMS[n].get("clustering.method") == "uisrnn" for n in args.system or SYSTEMS):
         uisrnn_model()
     lines = [HEADER]
     print(HEADER, flush=True)

@@ -36,9 +36,15 @@ def test_silence_has_no_speech():
     assert len(detect_speech(np.zeros(16000 * 5, np.float32))) == 0
 
 
-def test_vad_config_errors_are_clear():
-    with pytest.raises(MungError, match="vad.frame_ms must be 10, 20 or 30"):
-        detect_speech(np.zeros(16000, np.float32), VADConfig(frame_ms=25))
+@pytest.mark.parametrize("bad, message", [
+    ({"frame_ms": 25}, "vad.frame_ms must be 10, 20 or 30"),
+    ({"threshold": 1.5}, "vad.threshold must be in"),
+    ({"pad": -0.1}, "vad.pad must be ≥ 0"),
+    ({"max_gap": -1.0}, "vad.max_gap must be ≥ 0"),
+])
+def test_vad_config_errors_are_clear(bad, message):
+    with pytest.raises(MungError, match=message):
+        detect_speech(np.zeros(16000, np.float32), VADConfig(**bad))
 
 
 def test_join_close():

@@ -94,3 +94,25 @@ def test_one_speaker_baseline_matches_data_readme(ami_dir):
 def test_unknown_hypothesis_uri():
     with pytest.raises(MungError, match="not in the reference: zzz"):
         score({"a": _d("a", (0, 1, "A"))}, {"zzz": _d("zzz", (0, 1, "A"))})
+
+
+def test_score_with_uem_ignores_hypotheses_outside_it(tmp_path, capsys, ami_dir):
+    """A hypothesis folder may hold more recordings than the UEM lists: only the listed ones count."""
+    from conftest import run_cli
+
+    refs = read_rttm(ami_dir / "ami-excerpts.rttm")
+    uem = read_uem(ami_dir / "ami-excerpts.uem")
+    keep = sorted(uem)[:2]
+    (tmp_path / "two.uem").write_text(write_uem({u: uem[u] for u in keep}))
+    hyp_dir = tmp_path / "hyp"
+    hyp_dir.mkdir()
+    for uri in sorted(uem)[:3]:
+        (hyp_dir / f"{uri}.rttm").write_text(refs[uri].to_rttm())
+    code, out, err = run_cli(capsys, "score", "--ref", ami_dir / "ami-excerpts.rttm", "--hyp", hyp_dir,
+                             "--uem", tmp_path / "two.uem", "--json")
+    assert code == 0, err
+    import json
+
+    result = json.loads(out)
+    assert sorted(f["uri"] for f in result["files"]) == keep
+    assert result["total"]["der"] == 0.0

@@ -52,8 +52,9 @@ def score(ref: str, hyp: str, uem: str | None, collar: float, skip_overlap: bool
     refs = read_rttm(ref)
     uems = read_uem(uem) if uem else None
     hyps = _read_hyps(hyp)
-    if uems:
+    if uems:  # score only the recordings the UEM lists
         refs = {u: d for u, d in refs.items() if u in uems}
+        hyps = {u: d for u, d in hyps.items() if u in uems}
     rows, total = score_fn(refs, hyps, uems, collar=collar, skip_overlap=skip_overlap)
     if as_json:
         click.echo(json.dumps({"files": [r.as_dict() for r in rows], "total": total.as_dict()}, indent=2))

@@ -69,6 +69,12 @@ def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
     return emb
 
 
+def front_end(config: DiarizationConfig) -> dict:
+    """The settings a trained clustering model (UIS-RNN) depends on besides the encoder."""
+    return {"center": config.embedding.center, "window": config.windows.window,
+            "shift": config.windows.shift, "vad": config.vad.method}
+
+
 class Diarizer:
     """Loads the encoder once; call it on paths or waveforms. ``Diarizer(config)(path)``."""
 
@@ -83,10 +89,9 @@ class Diarizer:
         if self.config.clustering.method == "uisrnn":
             from mung.diarization.uisrnn import check_compatible, load_model
 
-            c, model = self.config, self.config.clustering.model
-            front_end = {"center": c.embedding.center, "window": c.windows.window, "shift": c.windows.shift,
-                         "vad": c.vad.method}
-            check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name, front_end)
+            model = self.config.clustering.model
+            check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
+                             front_end(self.config))
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""

@@ -108,8 +108,8 @@ def active_span(wav: np.ndarray, silence_db: float, frame: int = 320) -> tuple[i
 class _Sources:
     """Decoded, edge-trimmed source utterances (cached)."""
 
-    def __init__(self, root: Path, silence_db: float) -> None:
-        self.root, self.silence_db, self._cache = root, silence_db, {}
+    def __init__(self, silence_db: float) -> None:
+        self.silence_db, self._cache = silence_db, {}
 
     def get(self, path: Path) -> tuple[np.ndarray, int]:
         if path not in self._cache:
@@ -229,7 +229,7 @@ def simulate(speech_dir: str | os.PathLike, n: int, seed: int, config: Simulatio
 
 def _generate(root: Path, files: dict[str, list[Path]], names: list[str], n: int, seed: int,
               config: SimulationConfig, prefix: str) -> Iterator[Recording]:
-    src = _Sources(root, config.silence_db)
+    src = _Sources(config.silence_db)
     master = np.random.default_rng(seed)
     for i in range(n):
         rec_seed = int(master.integers(2**31 - 1))

@@ -200,12 +200,10 @@ def predict(emb: np.ndarray, model_path: str, max_speakers: int, beam_size: int 
     """Labels for ``emb`` with the model at ``model_path`` (dimension checked)."""
     model = load_model(model_path)
     check_compatible(model, model_path, emb.shape[1])
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny per-step ops: threads only add overhead
-    try:
+    from mung.speaker.encoder import torch_threads
+
+    with torch_threads(1):  # tiny per-step ops: threads only add overhead
         return decode(model, emb, max_speakers, beam_size)
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -341,28 +339,27 @@ def labelled_embeddings(paths: list[Path], refs: dict, config, cache: str | os.P
     speaker covers are dropped. With ``cache`` (.npz) the embeddings are read from / written to it.
     Returns the data and the front-end description stored in the model."""
     from mung.config import merge
-    from mung.diarization.pipeline import Diarizer, centred
+    from mung.diarization.pipeline import Diarizer, centred, front_end
 
     missing = [p for p in paths if p.stem not in refs]
     if missing:
         raise MungError(f"{missing[0]}: no reference turns for uri '{missing[0].stem}' in the RTTM")
     config = merge(config, {"clustering.method": "ahc"})
     diarizer = Diarizer(config)
-    meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model,
-            "center": config.embedding.center, "window": config.windows.window, "shift": config.windows.shift,
-            "vad": config.vad.method}
+    meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model, **front_end(config)}
     stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
-    data = []
+    data, new = [], False
     for path in progress(paths) if progress else paths:
         key = path.stem
         if f"{key}/emb" not in stored:
             e = diarizer.embed(path)
             stored[f"{key}/emb"], stored[f"{key}/win"] = e.embeddings, e.windows
+            new = True
         emb, win = stored[f"{key}/emb"], stored[f"{key}/win"]
         labels = window_labels(win, refs[key].turns)
         keep = labels >= 0
         data.append((centred(emb, config)[keep], labels[keep]))
-    if cache is not None:
+    if cache is not None and new:
         from mung import io
 
         def save(tmp: Path) -> None:

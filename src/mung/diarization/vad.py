@@ -48,6 +48,11 @@ class VADConfig:
             raise MungError(f"vad.ratio must be in (0, 1], got {self.ratio}")
         if self.padding_ms < self.frame_ms:
             raise MungError("vad.padding_ms must be at least one frame")
+        if not 0 < self.threshold < 1:
+            raise MungError(f"vad.threshold must be in (0, 1), got {self.threshold}")
+        for name in ("min_duration", "max_gap", "pad"):
+            if getattr(self, name) < 0:
+                raise MungError(f"vad.{name} must be ≥ 0 seconds, got {getattr(self, name)}")
 
 
 def webrtc_frames(wav: np.ndarray, mode: int, frame_ms: int) -> np.ndarray:
