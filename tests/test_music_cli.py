@@ -107,6 +107,12 @@ def test_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
     code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "odd.csv"),
                             "--split", "all"], capsys)
     assert code == 1 and "Q9" in err
+    first = text[1].split(",")
+    row = ",".join([first[0], first[1], "not-a-mood|calm", *first[3:]])
+    (tmp_path / "mood.csv").write_text(f"{text[0]}\n{row}\n")
+    code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "mood.csv"),
+                            "--split", "all"], capsys)
+    assert code == 1 and "not-a-mood" in err and "Traceback" not in err
     (tmp_path / "gone.csv").write_text(f"file,station,moods\n{tmp_path}/nothing.ogg,Q1,calm\n")
     code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "gone.csv")], capsys)
     assert code == 1 and "nothing.ogg" in err and "missing" in err

@@ -36,6 +36,7 @@ def test_featurize_equals_on_the_fly(tmp_path):
         (np.zeros((1, 64, 10), np.float32), "shape"),
         (np.zeros((1, 128, 0), np.float32), "zero-length"),
         (np.full((128, 10), np.nan, np.float32), "NaN"),
+        (np.full((128, 10), np.inf, np.float32), "infinite"),
         (np.array([["a"] * 10] * 128), "numeric"),
         (-np.ones((128, 10), np.float32), "negative"),
     ],

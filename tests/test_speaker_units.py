@@ -127,6 +127,16 @@ def test_one_segment_aggregation_equals_plain_embedding(model, wav):
         assert np.abs(plain - aggregated).max() < 1e-6
         long = ResNetSE34LEncoder(sm, segment_aggregation=True).embed_spans(wav, SPANS[:3])
         assert long.shape == (3, 512) and np.allclose(np.linalg.norm(long, axis=1), 1, atol=1e-5)
+        one_by_one = [ResNetSE34LEncoder(sm, segment_aggregation=True).embed_spans(wav, SPANS[i : i + 1])
+                      for i in range(3)]  # batched spans of different segment counts = one at a time
+        assert np.abs(long - np.concatenate(one_by_one)).max() < 1e-5
+
+
+def test_evaluation_needs_at_least_one_crop():
+    from mung.speaker.evaluate import evaluate_trials
+
+    with pytest.raises(MungError, match="crops must be at least 1"):
+        evaluate_trials(None, [], ".", crops=0)
 
 
 def test_other_architectures_and_bad_checkpoints_are_explained(tmp_path, model):

@@ -153,7 +153,8 @@ def embed(
 @click.option("--audio-root", required=True)
 @encoder_options
 @click.option("--durations", default="full,3,1", show_default=True, help="Test-side crops (seconds).")
-@click.option("--crops", default=1, show_default=True, help="Evenly spaced crops per test file (1 = centre).")
+@click.option("--crops", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Evenly spaced crops per test file (1 = centre).")
 @click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Results JSON.")
 @click.option("--force", is_flag=True)
 def eval_cmd(
@@ -170,7 +171,6 @@ def eval_cmd(
     """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
     from dataclasses import asdict
 
-    from mung.errors import MungError
     from mung.io import check_writable, write_json
     from mung.speaker.encoder import load_encoder
     from mung.speaker.evaluate import evaluate_trials, format_results
@@ -180,8 +180,6 @@ def eval_cmd(
         check_writable(out_path, force)
     trial_list = read_trials(trials, audio_root)
     encoder = load_encoder(_model_spec(model), device, segment_aggregation=segment_aggregation)
-    if crops < 1:
-        raise MungError("--crops must be at least 1")
     results = evaluate_trials(encoder, trial_list, audio_root, _durations(durations), crops=crops)
     click.echo(format_results(results))
     if out_path:

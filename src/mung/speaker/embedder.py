@@ -97,7 +97,6 @@ class ResNetSE34LEncoder:
         counts = np.array([len(bs) for bs in bounds_per_span])
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
         out = np.zeros((len(pieces), self.dim), np.float32)
-        for n in np.unique(counts):  # spans with the same number of segments in one batch
-            idx = np.flatnonzero(counts == n)
-            out[idx] = self._aggregate(emb[first[idx, None] + np.arange(n)])
+        for idx in group_by_length(counts, self.batch_size):  # equal segment counts stack
+            out[idx] = self._aggregate(emb[first[idx, None] + np.arange(counts[idx[0]])])
         return l2_normalize(out)

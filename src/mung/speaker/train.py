@@ -308,7 +308,8 @@ def validate(trainer: Trainer, cfg: TrainConfig) -> float:
     )
     trainer.modules.eval()
     try:
-        return evaluate_trials(enc, trials, cfg.val_audio_root, durations=(None,), progress=False)[0].eer
+        return evaluate_trials(enc, trials, cfg.val_audio_root, durations=(None,), progress=False,
+                               interval=False)[0].eer
     finally:
         trainer.modules.train()
 
