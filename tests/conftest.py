@@ -43,3 +43,12 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
         code = exc.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small convolutions run faster on one thread on a shared 2-core machine."""
+    from mung.speaker.encoder import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -6,26 +6,13 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
+from conftest import DATA, data_dir
 
-MUSIC = Path(__file__).parents[1].parent / "shared" / "data" / "music-4q"
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Small convolutions run faster on one thread on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+MUSIC = DATA / "music-4q"
 
 
 def music_dir() -> Path:
-    if not (MUSIC / "labels.csv").exists():
-        pytest.skip(f"real data not found at {MUSIC} (clone with ../shared beside the repo)")
-    return MUSIC
+    return data_dir("music-4q")
 
 
 def rows(per_station: int = 2, split: str = "train") -> list[dict]:

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_cli
 
 from mung import audio
 from mung.diarization import diarize
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.scoring import score
-from tests.conftest import run_cli
 
 
 def _der(ref_rttm, uem_file, hyp_rttm, uri):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import data_dir, run_cli
 
 from mung import audio
 from mung.config import merge
@@ -29,7 +30,6 @@ from mung.diarization.uisrnn import (
     window_labels,
 )
 from mung.errors import MungError
-from tests.conftest import data_dir, run_cli
 
 SHORT = SimulationConfig(duration=(20.0, 30.0), backchannel_prob=0.3)
 
@@ -141,8 +141,8 @@ def sim_embeddings(tmp_path_factory):
     return data, meta, paths, refs
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_uisrnn_trains_and_predicts_on_real_embeddings(tmp_path, sim_embeddings):
-    torch.set_num_threads(1)
     data, meta, _, _ = sim_embeddings
     config = UISRNNTrainConfig(hidden=64, steps=400, batch_size=16)
     model, curve = train(data[:3], config, meta)
@@ -190,8 +190,8 @@ def test_uisrnn_bad_models(tmp_path):
         load_model(tmp_path / "other.pt")
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_decode_is_fast_and_respects_max_speakers():
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = UISRNN(256, 64, {"p_change": 0.1, "crp_alpha": 1.0}).eval()
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from conftest import run_cli
-from music_fixtures import music_dir, one_thread  # noqa: F401 (fixture)
+from music_fixtures import music_dir
 
 from mung.cli import main
 from mung.music.ablate import verdict

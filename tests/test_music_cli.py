@@ -7,23 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from music_fixtures import MUSIC, one_thread, rows, write_labels  # noqa: F401 (fixture)
+from conftest import run_cli
+from music_fixtures import MUSIC, rows, write_labels
 
 from mung.cli import main
 from mung.errors import MungError
 from mung.music.inference import Ensemble, default_checkpoints, load_checkpoint, tag
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -55,32 +46,30 @@ def test_train_writes_run_folder(trained):
 def test_tag_json_contract(trained, capsys):
     _, _, run = trained
     clip = MUSIC / rows(1, "val")[0]["file"]
-    code, out, err = run_cli(["music", "tag", str(run), str(clip), "--format", "json"], capsys)
+    code, out, err = run_cli(capsys, "music", "tag", str(run), str(clip), "--format", "json")
     assert code == 0, err
     (row,) = json.loads(out)
     assert set(row) == {"file", "station", "station_probs", "moods", "mood_scores"}
     assert row["station"] in row["station_probs"] and abs(sum(row["station_probs"].values()) - 1) < 1e-3
     thr = load_checkpoint(run).meta["mood_threshold"]
     assert all(row["mood_scores"][m] >= thr for m in row["moods"])
-    code, out, _ = run_cli(["music", "tag", str(run), str(clip), "--format", "csv"], capsys)
+    code, out, _ = run_cli(capsys, "music", "tag", str(run), str(clip), "--format", "csv")
     assert code == 0 and out.splitlines()[0].startswith("file,station,moods")
-    code, out, _ = run_cli(["music", "tag", str(run), str(clip), "--format", "competition"], capsys)
+    code, out, _ = run_cli(capsys, "music", "tag", str(run), str(clip), "--format", "competition")
     assert code == 0 and json.loads(out)["station_name"] == {"0": row["station"]}
 
 
 def test_evaluate_writes_metrics_and_confusion(trained, capsys):
     root, labels, run = trained
     out_dir = root / "eval"
-    code, out, err = run_cli(["music", "evaluate", str(run), "--data", str(labels), "--out", str(out_dir)],
-                             capsys)
+    code, out, err = run_cli(capsys, "music", "evaluate", run, "--data", labels, "--out", out_dir)
     assert code == 0, err
     metrics = json.loads(out)
     for key in ("station_accuracy", "station_macro_f1", "mood_micro_f1@0.5", "mood_micro_f1@tuned",
                 "mood_macro_roc_auc", "mood_macro_pr_auc"):
         assert key in metrics
     assert (out_dir / "confusion.png").exists() and (out_dir / "metrics.json").exists()
-    code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(labels), "--out", str(out_dir)],
-                           capsys)
+    code, _, err = run_cli(capsys, "music", "evaluate", run, "--data", labels, "--out", out_dir)
     assert code == 1 and "--force" in err and "Traceback" not in err
 
 
@@ -97,24 +86,24 @@ def test_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
     root, labels, run = trained
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((3, 5), np.float32))
-    code, _, err = run_cli(["music", "tag", str(run), str(bad)], capsys)
+    code, _, err = run_cli(capsys, "music", "tag", str(run), str(bad))
     assert code == 1 and "bad.npy" in err and "Traceback" not in err
-    code, _, err = run_cli(["music", "tag", str(run), str(tmp_path / "missing.ogg")], capsys)
+    code, _, err = run_cli(capsys, "music", "tag", str(run), str(tmp_path / "missing.ogg"))
     assert code == 1 and "missing.ogg" in err
     # a station outside the vocabulary / a listed file that is missing
     text = labels.read_text().splitlines()
     (tmp_path / "odd.csv").write_text("\n".join([text[0], text[1].replace(",Q1,", ",Q9,")]))
-    code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "odd.csv"),
-                            "--split", "all"], capsys)
+    code, _, err = run_cli(capsys, "music", "evaluate", str(run), "--data", str(tmp_path / "odd.csv"),
+                            "--split", "all")
     assert code == 1 and "Q9" in err
     first = text[1].split(",")
     row = ",".join([first[0], first[1], "not-a-mood|calm", *first[3:]])
     (tmp_path / "mood.csv").write_text(f"{text[0]}\n{row}\n")
-    code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "mood.csv"),
-                            "--split", "all"], capsys)
+    code, _, err = run_cli(capsys, "music", "evaluate", str(run), "--data", str(tmp_path / "mood.csv"),
+                            "--split", "all")
     assert code == 1 and "not-a-mood" in err and "Traceback" not in err
     (tmp_path / "gone.csv").write_text(f"file,station,moods\n{tmp_path}/nothing.ogg,Q1,calm\n")
-    code, _, err = run_cli(["music", "evaluate", str(run), "--data", str(tmp_path / "gone.csv")], capsys)
+    code, _, err = run_cli(capsys, "music", "evaluate", str(run), "--data", str(tmp_path / "gone.csv"))
     assert code == 1 and "nothing.ogg" in err and "missing" in err
 
 

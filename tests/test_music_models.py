@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from music_fixtures import one_thread, tiny_batch  # noqa: F401 (fixture)
+from music_fixtures import tiny_batch
 
 from mung.errors import MungError
 from mung.music.models import BACKBONES, build

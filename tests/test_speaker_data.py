@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from mung.audio import load
-from mung.cli import main
 from mung.speaker.checkpoint import load_checkpoint
 from mung.speaker.train import TrainConfig, Trainer
 
@@ -28,19 +28,9 @@ def speech() -> Path:
     return SPEECH
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
+@pytest.mark.usefixtures("one_thread")
 def test_angular_prototypical_loss_falls_on_a_tiny_real_batch(speech):
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     crops = []
     for spk in SPEAKERS[:4]:  # two 1-s crops from different parts of each speaker's utterance
         wav = load(next((speech / spk).glob("*.ogg")))
@@ -59,7 +49,7 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
         for f in (speech / spk).glob("*.ogg"):
             (src / spk / f.name).symlink_to(f)
     lists = tmp_path / "lists"
-    code, out, err = run_cli(["speaker", "make-lists", src, "--out", lists, "--trial-speakers", "3"], capsys)
+    code, out, err = run_cli(capsys, "speaker", "make-lists", src, "--out", lists, "--trial-speakers", "3")
     assert code == 0, err
     assert "trial_speakers=3" in out
     run = tmp_path / "run"
@@ -83,36 +73,22 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
         "--val-audio-root",
         lists / "audio",
     ]
-    code, out, err = run_cli([*train, "--epochs", "1"], capsys)
+    code, out, err = run_cli(capsys, *train, "--epochs", "1")
     assert code == 0, err
     for name in ("model.pt", "checkpoint.pt", "training_curve.png", "history.json", "config.json"):
         assert (run / name).is_file(), name
-    code, _, err = run_cli([*train, "--epochs", "1"], capsys)
+    code, _, err = run_cli(capsys, *train, "--epochs", "1")
     assert code == 1 and "output exists (use --force" in err
-    code, _, err = run_cli([*train, "--epochs", "2", "--resume"], capsys)
+    code, _, err = run_cli(capsys, *train, "--epochs", "2", "--resume")
     assert code == 0, err
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1, 2]
     sm = load_checkpoint(run / "model.pt")
     assert sm.meta["epochs"] == 2 and "val_eer" in sm.meta["metrics"] and sm.meta["train_speakers"] == 3
 
-    code, out, err = run_cli(
-        [
-            "speaker",
-            "eval",
-            "--trials",
-            lists / "trials.txt",
-            "--audio-root",
-            lists / "audio",
-            "--model",
-            run / "model.pt",
-            "--segment-aggregation",
-            "--crops",
-            "2",
-            "--out",
-            tmp_path / "eval.json",
-        ],
-        capsys,
-    )
+    code, out, err = run_cli(capsys, "speaker", "eval", "--trials", lists / "trials.txt",
+                           "--audio-root", lists / "audio", "--model",
+                           run / "model.pt", "--segment-aggregation",
+                           "--crops", "2", "--out", tmp_path / "eval.json")
     assert code == 0, err
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
     assert [r["duration"] for r in results] == ["full", "3s", "1s"]
@@ -120,15 +96,14 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
     assert "EER%" in out
 
     emb = tmp_path / "emb"
-    code, out, err = run_cli(["speaker", "embed", src / SPEAKERS[0], src / SPEAKERS[1], "--out", emb], capsys)
+    code, out, err = run_cli(capsys, "speaker", "embed", src / SPEAKERS[0], src / SPEAKERS[1], "--out", emb)
     assert code == 0, err
     vec = np.load(emb / next((src / SPEAKERS[0]).glob("*.ogg")).with_suffix(".npy").name)
     assert vec.shape == (256,) and abs(np.linalg.norm(vec) - 1) < 1e-4  # the shipped default encoder
-    code, _, err = run_cli(["speaker", "embed", src / SPEAKERS[0], "--out", emb], capsys)
+    code, _, err = run_cli(capsys, "speaker", "embed", src / SPEAKERS[0], "--out", emb)
     assert code == 1 and "output exists" in err
-    code, _, err = run_cli(
-        ["speaker", "embed", src / SPEAKERS[0], "--out", emb, "--force", "--model", run / "model.pt"], capsys
-    )
+    code, _, err = run_cli(capsys, "speaker", "embed", src / SPEAKERS[0], "--out", emb, "--force",
+                           "--model", run / "model.pt")
     assert code == 0, err
     assert np.load(next(emb.glob("103-*.npy"))).shape == (512,)
 
@@ -154,25 +129,15 @@ def test_bad_lists_and_trials_give_one_line_errors(speech, tmp_path, capsys):
             args = ["speaker", "train", "--train-list", path, "--audio-root", root, "--out", tmp_path / "r"]
         else:
             args = ["speaker", "eval", "--trials", path, "--audio-root", root]
-        code, _, err = run_cli(args, capsys)
+        code, _, err = run_cli(capsys, *args)
         assert code == 1, name
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
         import re
 
         assert re.search(pattern, err), (name, err)
-    code, _, err = run_cli(
-        [
-            "speaker",
-            "eval",
-            "--trials",
-            tmp_path / "bad_label.txt",
-            "--audio-root",
-            root,
-            "--model",
-            tmp_path / "bad_label.txt",
-        ],
-        capsys,
-    )
+    code, _, err = run_cli(capsys, "speaker", "eval", "--trials", tmp_path / "bad_label.txt",
+                           "--audio-root", root, "--model",
+                           tmp_path / "bad_label.txt")
     assert code == 1 and "error:" in err
 
 

@@ -15,7 +15,7 @@ from mung.speaker.losses import AngularPrototypical, SpeakerSoftmax
 from mung.speaker.metrics import eer, eer_interval, min_dcf
 from mung.speaker.models import ResNetSE34L, SegmentAggregator, count_parameters, segment_bounds
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
