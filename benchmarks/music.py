@@ -10,6 +10,7 @@ are kept short so the whole run fits a shared 2-core CPU; they are printed in th
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -39,9 +40,8 @@ SYSTEMS: dict[str, tuple] = {
 }
 
 
-def throughput(checkpoints: list[Path], files: list[Path]) -> tuple[float, float]:
+def throughput(ens: Ensemble, files: list[Path]) -> tuple[float, float]:
     """(end-to-end clips/s from audio file, model-only clips/s on precomputed mel)."""
-    ens = Ensemble(checkpoints)
     ens.predict(files[:2])  # warm-up
     t0 = time.perf_counter()
     mels = [load_mel(f, ens.members[0].mel) for f in files]
@@ -53,8 +53,9 @@ def throughput(checkpoints: list[Path], files: list[Path]) -> tuple[float, float
 
 def _shipped_row(shipped: list[Path], data: str, speed_files: list[Path]) -> str:
     m = evaluate(shipped, data, "val", progress=False)
-    e2e, model_only = throughput(shipped, speed_files)
-    params = sum(n_parameters(c.model) for c in Ensemble(shipped).members)
+    ens = Ensemble(shipped)
+    e2e, model_only = throughput(ens, speed_files)
+    params = sum(n_parameters(c.model) for c in ens.members)
     line = (f"| **shipped default** ({len(shipped)} model(s)) | see docs/music.md | {_scores(m)} "
             f"| {params / 1e6:.2f} M | – | {e2e:.1f} | {model_only:.1f} |")
     print(line, flush=True)
@@ -88,10 +89,10 @@ def main() -> None:
     for name, (model, kwargs, task, epochs, crop, extra) in systems.items():
         cfg = TrainConfig(task=task, model=model, model_kwargs=kwargs, epochs=epochs, crop_frames=crop,
                           patience=epochs, **extra)
-        run = Path(args.runs) / name.split()[0].replace("+", "") / "_".join(name.split()[1:3])
+        run = Path(args.runs) / re.sub(r"[^\w.-]+", "_", name).strip("_")
         res = train(cfg, args.data, run, force=True, progress=False, data=data, cache=cache)
         m = res.metrics
-        e2e, model_only = throughput([res.checkpoint], speed_files)
+        e2e, model_only = throughput(Ensemble([res.checkpoint]), speed_files)
         line = (f"| {name} | {epochs} × {crop} | {_scores(m)} | {m['parameters'] / 1e6:.2f} M "
                 f"| {m['train_clips_per_s']:.1f} | {e2e:.1f} | {model_only:.1f} |")
         print(line, flush=True)
