@@ -120,6 +120,21 @@ def test_ensemble_of_different_tasks_refused(trained, tmp_path):
         Ensemble([run, other])
 
 
+def test_ensemble_of_different_vocabularies_refused(trained, tmp_path, capsys):
+    """Same task, but the second model was trained on labels with one extra mood."""
+    _, labels, run = trained
+    lines = labels.read_text().splitlines()
+    header, first = lines[0], lines[1].split(",")
+    first[2] = first[2] + "|an-extra-mood"
+    (tmp_path / "more.csv").write_text("\n".join([header, ",".join(first), *lines[2:]]) + "\n")
+    other = tmp_path / "multi"
+    code, _, err = run_cli(capsys, "music", "train", "--task", "multi", "--model", "melstats", "--data",
+                           tmp_path / "more.csv", "--out", other, "--epochs", "1", "--crop-frames", "64")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "music", "tag", run, other, MUSIC / rows(1, "val")[0]["file"])
+    assert code == 1 and "moods differs" in err and "Traceback" not in err
+
+
 def test_shipped_model_tags_a_real_clip():
     assert default_checkpoints(), "no shipped model"
     clip = MUSIC / rows(1, "val")[0]["file"]
