@@ -3,10 +3,12 @@ the library modules that share the command names."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from mung.batch import DEBUG_ENV
 from mung.errors import MungError
 
 
@@ -19,7 +21,7 @@ class DefaultGroup(click.Group):
         self.default_command = default_command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == self.default_command:
+        if not args or args[0] not in self.commands:  # `run` itself is a sub-command, not an input
             if not (args and args[0] in ("--help", "-h") and len(args) == 1):
                 args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -30,6 +32,17 @@ class DefaultGroup(click.Group):
 @click.version_option(package_name="mung")
 def cli(debug: bool) -> None:
     """mung — offline diarization, speaker embeddings and music tagging."""
+
+
+def finish_batch(report) -> None:
+    """Print a batch's summary (stderr) and set the exit code: 1 if anything failed, 130 if
+    interrupted (finished outputs are kept either way)."""
+    if report.interrupted or report.failed or report.skipped or len(report.done) > 1:
+        click.echo(report.summary(), err=True)
+    if report.interrupted:
+        raise SystemExit(130)
+    if not report.ok:
+        raise SystemExit(1)
 
 
 def _register() -> None:
@@ -49,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one ``error:`` line and exit code 1 (traceback with --debug)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    if debug:  # batch workers (other processes) read it too
+        os.environ[DEBUG_ENV] = "1"
     try:
         cli.main(args=argv, prog_name="mung", standalone_mode=False)
     except click.exceptions.Exit as exc:
