@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 from mung.errors import MungError
 
 
@@ -70,19 +71,25 @@ def featurize(audio: tuple[str, ...], out_dir: str, force: bool) -> None:
               show_default=True)
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's outputs.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
 def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, lr, weight_decay,
-          crop_frames, loss, mixup, freq_mask, patience, seed, device, normalisation, cache_dir, force):
+          crop_frames, loss, mixup, freq_mask, patience, seed, device, normalisation, cache_dir, force,
+          nproc):
     """Train a station / mood / multi-task model (early stopping on the val split)."""
+    from mung.distributed import is_main
     from mung.music.features import MelConfig
     from mung.music.train import TrainConfig
-    from mung.music.train import train as run
+    from mung.music.train import train_processes as run
 
     cfg = TrainConfig(task=task, model=model_name, model_kwargs=_json_option(model_args, "--model-args"),
                       aux=aux, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       crop_frames=crop_frames, loss=loss, mixup=mixup, freq_mask=freq_mask,
                       patience=patience, seed=seed, device=device,
                       mel=MelConfig(normalisation=normalisation), cache_dir=cache_dir)
-    result = run(cfg, data, out_dir, force=force)
+    result = run(cfg, data, out_dir, force=force, nproc=nproc)
+    if not is_main():
+        return
     shown = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
     click.echo(f"best epoch {result.best_epoch}: {shown}")
     click.echo(f"checkpoint {result.checkpoint}")
@@ -96,8 +103,10 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
 @click.option("--threshold", type=float, default=None, help="Mood threshold (default: the tuned one).")
 @click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
-def tag(items, fmt, weights, threshold, top, out_file, force):
+@click.option("--force", is_flag=True, help="Overwrite --out (with --dataset: start it over).")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (with --dataset).")
+@catalogue_options
+def tag(items, fmt, weights, threshold, top, out_file, force, jobs, engine, address, dataset):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
     several = weighted ensemble)."""
     from mung.io import write_text
@@ -109,6 +118,11 @@ def tag(items, fmt, weights, threshold, top, out_file, force):
     if not inputs:
         raise MungError("no audio or .npy input given")
     w = _weights(weights)
+    if wants_dataset(engine, dataset):
+        from mung.music.catalogue import TagTable
+
+        run_dataset_job(TagTable(ckpts, w, threshold), inputs, dataset, engine, address, jobs, force)
+        return
     rows = run(ckpts, inputs, w, threshold, top=None, progress=False)
     text = format_rows(rows, fmt, top)
     if out_file:

@@ -119,16 +119,21 @@ def make_lists_cmd(
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run in --out.")
-def train(threads: int, resume: bool, force: bool, **opts) -> None:
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
+def train(threads: int, resume: bool, force: bool, nproc: int, **opts) -> None:
     """Train ResNetSE34L on a voxceleb_trainer-style list."""
     import torch
 
+    from mung.distributed import is_main
     from mung.speaker.train import TrainConfig
-    from mung.speaker.train import train as run
+    from mung.speaker.train import train_processes as run
 
     if threads:
         torch.set_num_threads(threads)
-    final = run(TrainConfig(**opts), resume=resume, force=force)
+    final = run(TrainConfig(**opts), resume=resume, force=force, nproc=nproc)
+    if not is_main():
+        return
     click.echo(f"final: {final}")
     click.echo(f"model: {Path(opts['out']) / 'model.pt'}")
 
