@@ -58,10 +58,10 @@ def _probe(address: str) -> None:
 def connect(address: str | None, jobs: int) -> bool:
     """Join the cluster at ``address`` or start a local instance; True when this call started
     Ray (and so must shut it down). An already running Ray in this process is reused."""
-    if ray.is_initialized():
-        return False
     if address:
         _probe(address)
+    if ray.is_initialized():
+        return False
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mung.cli import DefaultGroup, finish_batch
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 
 
 @click.group(cls=DefaultGroup, name="diarize")
@@ -86,6 +87,7 @@ def _save_config(path: Path, text: str, force: bool) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@catalogue_options
 def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None, **opts) -> None:
     """Diarize AUDIO files or directories; write DIR/<uri>.rttm for each (uri = file stem with
     whitespace replaced by '_'). Finished files are kept on Ctrl-C; a re-run skips them."""
@@ -105,6 +107,13 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         return
     if not audio:
         raise MungError("no AUDIO given: mung diarize FILE_OR_DIR... [--out DIR]")
+    if wants_dataset(opts["engine"], opts["dataset"]):  # turns table + DATASET/rttm/<uri>.rttm
+        from mung.diarization.catalogue import DiarizeTable
+
+        task = DiarizeTable(config, Path(opts["dataset"]))
+        run_dataset_job(task, audio, opts["dataset"], opts["engine"], opts["address"], opts["jobs"],
+                        opts["force"])
+        return
     out_dir = None if out in (None, "-") else Path(out)
     if out_dir is None and (opts["json"] or opts["plot"]):
         raise MungError("--json and --plot write files: give --out DIR")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
+
 
 def _model_spec(model: str) -> str:
     """``default``/``resemblyzer``, ``kind:arg``, or a bare checkpoint path (→ ``resnetse34l:PATH``)."""
@@ -140,15 +142,27 @@ def train(threads: int, resume: bool, force: bool, nproc: int, **opts) -> None:
 
 @speaker.command()
 @click.argument("audio", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Folder for <stem>.npy files.")
 @encoder_options
 @click.option("--force", is_flag=True, help="Overwrite existing .npy files.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (with --dataset).")
+@catalogue_options
 def embed(
-    audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
+    audio: tuple[str, ...], out_dir: Path | None, model: str, segment_aggregation: bool, device: str,
+    force: bool, jobs: int, engine: str, address: str | None, dataset: str | None,
 ) -> None:
     """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
+    from mung.errors import MungError
     from mung.speaker.embed import embed_files
 
+    if wants_dataset(engine, dataset):
+        from mung.speaker.catalogue import EmbedTable
+
+        task = EmbedTable(_model_spec(model), segment_aggregation, device)
+        run_dataset_job(task, audio, dataset, engine, address, jobs, force)
+        return
+    if out_dir is None:
+        raise MungError("give --out DIR (or --dataset DIR)")
     paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
     click.echo(f"{len(paths)} embeddings written to {out_dir}/")
 
