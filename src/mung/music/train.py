@@ -273,6 +273,8 @@ def train_processes(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLi
                     nproc: int = 1) -> TrainResult:
     """:func:`train` in ``nproc`` data-parallel processes (or in the group ``torchrun`` started);
     the global batch stays ``cfg.batch_size`` and the learning rate ``cfg.lr``."""
+    if cfg.batch_size < nproc:  # checked again inside, for torchrun
+        raise MungError(f"batch size {cfg.batch_size} is smaller than the {nproc} processes")
     return distributed.spawn(_train_in_group, (cfg, data_path, out_dir, force), nproc)
 
 
