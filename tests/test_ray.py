@@ -197,3 +197,25 @@ def test_manifest_formats_and_uris(tmp_path):
     (tmp_path / "bad.csv").write_text("file\nx.ogg\n")
     with pytest.raises(Exception, match="no 'path' column"):
         read_inputs([tmp_path / "bad.csv"])
+
+
+def test_diarize_and_embed_datasets_local_engine(tmp_path, capsys):
+    import numpy as np
+    from conftest import data_dir
+
+    from mung.diarization.rttm import read_rttm
+
+    ami = data_dir("diarization", "ami-excerpts")
+    clip = sorted(ami.glob("*.ogg"))[0]
+    code, _, err = run_cli(capsys, "diarize", "run", clip, "--dataset", tmp_path / "d")
+    assert code == 0, err
+    turns = read_table(tmp_path / "d", "turns").to_pylist()
+    rttm = read_rttm(tmp_path / "d" / "rttm" / f"{clip.stem}.rttm")[clip.stem]
+    assert len(turns) == len(rttm.turns) > 0
+    for row, t in zip(turns, sorted(rttm.turns), strict=True):  # the RTTM keeps 3 decimals
+        assert row["speaker"] == t.speaker and abs(row["start"] - t.start) < 2e-3
+        assert abs(row["end"] - t.end) < 2e-3
+    code, _, err = run_cli(capsys, "speaker", "embed", clip, "--dataset", tmp_path / "e")
+    assert code == 0, err
+    (row,) = read_table(tmp_path / "e", "embeddings").to_pylist()
+    assert row["uri"] == clip.stem and abs(np.linalg.norm(row["embedding"]) - 1) < 1e-3

@@ -17,6 +17,7 @@ import pickle
 import socket
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mung.errors import MungError
+
+# The differentiable collectives below are torch's documented autograd-aware ones; the replacement
+# their deprecation warning names (torch.distributed._functional_collectives) is a private module.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated",
+                        category=FutureWarning)
 
 
 def world_size() -> int:
@@ -240,9 +246,9 @@ def reseed(seed: int) -> None:
 
 
 def wrap(module: nn.Module, device: str) -> nn.Module:
-    """``module`` in DistributedDataParallel (a no-op in a single process). Parameters that get
-    no gradient in a step (a frozen auxiliary network) are allowed."""
+    """``module`` in DistributedDataParallel (a no-op in a single process); frozen parameters
+    (an attention model's auxiliary network) are left out by DDP itself."""
     if world_size() == 1 or not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
