@@ -146,7 +146,7 @@ def _check_inputs(items: Sequence[BatchItem]) -> None:
             bad.append(f"{p}: not readable (permission denied)")
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise MungError(f"{bad[0]}{more}; nothing was processed")
+        raise MungError(f"{bad[0]}{more}" + ("; nothing was processed" if len(items) > 1 else ""))
 
 
 def _check_outputs(task: BatchTask, items: Sequence[BatchItem]) -> dict[BatchItem, list[Path]]:
@@ -197,6 +197,14 @@ def _partition(outputs: dict[BatchItem, list[Path]], force: bool
             raise MungError(f"{have[0]} exists but {missing} does not (other settings?); "
                             "use --force to redo it, or remove the old outputs")
     return todo, skipped
+
+
+def check_batch(task: BatchTask, items: Sequence[BatchItem], force: bool = False
+                ) -> tuple[list[BatchItem], list[BatchItem]]:
+    """Every check :func:`run_batch` makes before work (a :class:`MungError` if one fails);
+    returns (items to do, items skipped because their outputs exist)."""
+    _check_inputs(items)
+    return _partition(_check_outputs(task, items), force)
 
 
 def _describe(item: BatchItem, exc: BaseException) -> str:
@@ -302,8 +310,7 @@ def run_batch(task: BatchTask, items: Sequence[BatchItem], *, jobs: int = 1, for
         raise MungError(f"engine: one of local, ray; got {engine!r}")
     if jobs < 1:
         raise MungError(f"jobs: must be at least 1, got {jobs}")
-    _check_inputs(items)
-    todo, skipped = _partition(_check_outputs(task, items), force)
+    todo, skipped = check_batch(task, items, force)
     report = BatchReport(skipped=[it.uri for it in skipped])
     if not todo:
         return report

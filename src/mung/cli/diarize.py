@@ -91,7 +91,7 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     whitespace replaced by '_'). Finished files are kept on Ctrl-C; a re-run skips them."""
     import yaml
 
-    from mung.batch import check_folder, items_from_paths, run_batch
+    from mung.batch import check_batch, items_from_paths, run_batch
     from mung.config import load_yaml, merge, to_dict
     from mung.diarization.pipeline import DiarizationConfig
     from mung.diarization.task import DiarizeTask
@@ -113,7 +113,7 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         raise MungError("several inputs need --out DIR")
     task = DiarizeTask(config, out_dir, opts["json"], opts["plot"], opts["print_"])
     if out_dir is not None:
-        check_folder(out_dir)
+        check_batch(task, items, opts["force"])  # refuse bad inputs before the config is saved
         _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
     finish_batch(run_batch(task, items, jobs=opts["jobs"], force=opts["force"]))
 
