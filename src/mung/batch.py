@@ -337,8 +337,8 @@ def run_batch(task: BatchTask, items: Sequence[BatchItem], *, jobs: int = 1, for
             if err is not None:
                 report.failed[item.uri] = err
                 _error(err)
-            bar.update()
             bar.set_postfix(done=len(report.done), failed=len(report.failed), refresh=False)
+            bar.update()
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -34,17 +34,6 @@ def cli(debug: bool) -> None:
     """mung — offline diarization, speaker embeddings and music tagging."""
 
 
-def finish_batch(report) -> None:
-    """Print a batch's summary (stderr) and set the exit code: 1 if anything failed, 130 if
-    interrupted (finished outputs are kept either way)."""
-    if report.interrupted or report.failed or report.skipped or len(report.done) > 1:
-        click.echo(report.summary(), err=True)
-    if report.interrupted:
-        raise SystemExit(130)
-    if not report.ok:
-        raise SystemExit(1)
-
-
 def _register() -> None:
     from mung.cli import diarize, music, score, speaker
 

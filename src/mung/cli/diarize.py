@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mung.cli import DefaultGroup, finish_batch
+from mung.cli import DefaultGroup
+from mung.cli.common import finish_batch
 
 
 @click.group(cls=DefaultGroup, name="diarize")

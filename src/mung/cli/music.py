@@ -35,14 +35,18 @@ def _is_checkpoint(p: str) -> bool:
 
 @music.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <stem>.npy files.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <uri>.npy files.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def featurize(audio: tuple[str, ...], out_dir: str, force: bool) -> None:
-    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel)."""
-    from mung.music.features import featurize as run
+def featurize(audio: tuple[str, ...], out_dir: str, jobs: int, force: bool) -> None:
+    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel); a re-run
+    skips finished files."""
+    from mung.cli.common import finish_batch
+    from mung.music.batch_tasks import featurize as run
 
-    written = run(list(audio), out_dir, force=force)
-    click.echo(f"wrote {len(written)} mel file(s) to {out_dir}")
+    report = run(list(audio), out_dir, force=force, jobs=jobs)
+    click.echo(f"wrote {len(report.done)} mel file(s) to {out_dir}")
+    finish_batch(report)
 
 
 @music.command()
@@ -93,29 +97,38 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "competition"]), default="text",
               show_default=True)
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per checkpoint.")
-@click.option("--threshold", type=float, default=None, help="Mood threshold (default: the tuned one).")
-@click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Mood threshold (default: the tuned one).")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True,
+              help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def tag(items, fmt, weights, threshold, top, out_file, force):
+def tag(items, fmt, weights, threshold, top, out_file, jobs, force):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
-    several = weighted ensemble)."""
-    from mung.io import write_text
+    several = weighted ensemble). A bad or silent file is one error line; the others are tagged."""
+    from mung.batch import run_batch
+    from mung.cli.common import finish_batch
+    from mung.io import check_writable, write_text
+    from mung.music.batch_tasks import TagTask, tag_items
     from mung.music.inference import format_rows
-    from mung.music.inference import tag as run
 
     ckpts = [i for i in items if _is_checkpoint(i)]
     inputs = [i for i in items if not _is_checkpoint(i)]
     if not inputs:
         raise MungError("no audio or .npy input given")
-    w = _weights(weights)
-    rows = run(ckpts, inputs, w, threshold, top=None, progress=False)
-    text = format_rows(rows, fmt, top)
     if out_file:
+        check_writable(Path(out_file), force)
+    task = TagTask(ckpts, _weights(weights), threshold)
+    batch = tag_items(inputs)
+    report = run_batch(task, batch, jobs=jobs)
+    text = format_rows(task.ordered_rows(batch), fmt, top)
+    if out_file and report.done:
         write_text(out_file, text + "\n", force)
         click.echo(f"wrote {out_file}")
-    else:
+    elif report.done:
         click.echo(text)
+    finish_batch(report)
 
 
 def _weights(weights: str | None) -> list[float] | None:

@@ -137,15 +137,20 @@ def train(threads: int, resume: bool, force: bool, **opts) -> None:
 @click.argument("audio", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @encoder_options
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing .npy files.")
 def embed(
-    audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
+    audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, jobs: int,
+    force: bool,
 ) -> None:
-    """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
+    """Write OUT/<uri>.npy, one embedding per audio file (folders expand to their files; uri = file
+    stem with whitespace replaced by '_'). Silent files are refused; a re-run skips finished files."""
+    from mung.cli.common import finish_batch
     from mung.speaker.embed import embed_files
 
-    paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
-    click.echo(f"{len(paths)} embeddings written to {out_dir}/")
+    report = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force, jobs)
+    click.echo(f"{len(report.done)} embeddings written to {out_dir}/")
+    finish_batch(report)
 
 
 @speaker.command("eval")

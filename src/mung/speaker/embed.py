@@ -1,18 +1,69 @@
-"""``mung speaker embed``: one unit-norm embedding per audio file, saved as ``<stem>.npy``."""
+"""``mung speaker embed``: one unit-norm embedding per audio file, saved as ``OUT/<uri>.npy``.
+
+A silent file is an error (its "embedding" would be a unit vector like any voice's, and two
+silent files would match); broadband noise is embedded with a warning."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from mung.audio import find_audio, load
+from mung import audio
+from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, warn
 from mung.errors import MungError
-from mung.io import check_writable, write_with
-from mung.speaker.encoder import load_encoder
+from mung.io import write_with
+from mung.speaker.encoder import SpeakerEncoder, load_encoder
 from mung.speaker.evaluate import embed_wav
+
+
+def check_signal(path: os.PathLike, wav: np.ndarray) -> str | None:
+    """Raise for silence; a warning line for noise (see :func:`mung.audio.signal_problem`)."""
+    problem = audio.signal_problem(audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128))
+    if problem is None:
+        return None
+    kind, why = problem
+    if kind == "silent":
+        raise MungError(f"{path}: {why}; no voice to embed")
+    return f"{path}: {why}; its embedding describes no voice"
+
+
+@dataclass
+class EmbedTask:
+    """Embed each item into ``out_dir/<uri>.npy`` (float32 ``[dim]``)."""
+
+    out_dir: Path
+    model: str = "default"
+    segment_aggregation: bool = False
+    device: str = "cpu"
+    name: str = "embed"
+
+    def __post_init__(self) -> None:
+        self._encoder: SpeakerEncoder | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_encoder": None}  # workers load their own model
+
+    def setup(self) -> None:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.model, self.device, self.segment_aggregation)
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        return [Path(self.out_dir) / f"{item.uri}.npy"]
+
+    def process(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        assert self._encoder is not None, "setup() first"
+        wav = audio.load(item.path)
+        note = check_signal(item.path, wav)
+        return embed_wav(self._encoder, wav).astype(np.float32), note
+
+    def write(self, item: BatchItem, result: tuple[np.ndarray, str | None]) -> None:
+        vec, note = result
+        if note:
+            warn(note)
+        write_with(self.outputs(item)[0], lambda p: np.save(p, vec, allow_pickle=False), force=True)
 
 
 def embed_files(
@@ -22,22 +73,10 @@ def embed_files(
     segment_aggregation: bool = False,
     device: str = "cpu",
     force: bool = False,
-) -> list[Path]:
-    """Embed every audio file of ``inputs`` (files or folders) → ``out_dir/<stem>.npy``
-    (float32 ``[dim]``). Checks all outputs before writing any."""
-    files = find_audio(list(inputs))
-    out_dir = Path(out_dir)
-    outputs = [out_dir / f"{f.stem}.npy" for f in files]
-    seen: dict[Path, Path] = {}
-    for f, o in zip(files, outputs, strict=True):
-        if o in seen:
-            raise MungError(f"{f} and {seen[o]} would both be written to {o}; rename one")
-        seen[o] = f
-        check_writable(o, force)
-        if not f.exists():
-            raise MungError(f"{f}: file not found")
-    encoder = load_encoder(model, device, segment_aggregation=segment_aggregation)
-    for f, o in tqdm(list(zip(files, outputs, strict=True)), desc="embedding", unit="file"):
-        vec = embed_wav(encoder, load(f)).astype(np.float32)
-        write_with(o, lambda p, v=vec: np.save(p, v, allow_pickle=False), force)
-    return outputs
+    jobs: int = 1,
+    progress: bool = True,
+) -> BatchReport:
+    """Embed every audio file of ``inputs`` (files or folders) → ``out_dir/<uri>.npy`` with the
+    batch runner (checks before work, bad files reported and skipped, re-runs resume)."""
+    task = EmbedTask(Path(out_dir), model, segment_aggregation, device)
+    return run_batch(task, items_from_paths(inputs), jobs=jobs, force=force, progress=progress)
