@@ -74,10 +74,10 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
           crop_frames, loss, mixup, freq_mask, patience, seed, device, normalisation, cache_dir, force):
     """Train a station / mood / multi-task model (early stopping on the val split)."""
     from mung.music.features import MelConfig
-    from mung.music.train import TrainConfig
+    from mung.music.train import MusicTrainConfig
     from mung.music.train import train as run
 
-    cfg = TrainConfig(task=task, model=model_name, model_kwargs=_json_option(model_args, "--model-args"),
+    cfg = MusicTrainConfig(task=task, model=model_name, model_kwargs=_json_option(model_args, "--model-args"),
                       aux=aux, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       crop_frames=crop_frames, loss=loss, mixup=mixup, freq_mask=freq_mask,
                       patience=patience, seed=seed, device=device,
@@ -100,9 +100,9 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
 def tag(items, fmt, weights, threshold, top, out_file, force):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
     several = weighted ensemble)."""
-    from mung.io import write_text
-    from mung.music.inference import format_rows
-    from mung.music.inference import tag as run
+    from mung.music.formats import format_rows
+    from mung.music.tag import tag as run
+    from mung.outputs import write_text
 
     ckpts = [i for i in items if _is_checkpoint(i)]
     inputs = [i for i in items if not _is_checkpoint(i)]
@@ -160,7 +160,7 @@ def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, tasks, force):
 @click.option("--force", is_flag=True)
 def export(run, out_file, full_precision, force):
     """Copy a run's checkpoint (fp16 by default), e.g. into src/mung/music/weights/."""
-    from mung.music.inference import export as run_export
+    from mung.music.model_io import export as run_export
 
     click.echo(f"wrote {run_export(run, out_file, not full_precision, force)}")
 

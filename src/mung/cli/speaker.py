@@ -10,7 +10,7 @@ import click
 
 def _model_spec(model: str) -> str:
     """``default``/``resemblyzer``, ``kind:arg``, or a bare checkpoint path (→ ``resnetse34l:PATH``)."""
-    from mung.speaker.encoder import encoder_kinds
+    from mung.speaker.encoders import encoder_kinds
 
     kind = model.partition(":")[0].lower()
     if model in ("default", "resemblyzer") or kind in encoder_kinds():
@@ -123,12 +123,12 @@ def train(threads: int, resume: bool, force: bool, **opts) -> None:
     """Train ResNetSE34L on a voxceleb_trainer-style list."""
     import torch
 
-    from mung.speaker.train import TrainConfig
+    from mung.speaker.train import SpeakerTrainConfig
     from mung.speaker.train import train as run
 
     if threads:
         torch.set_num_threads(threads)
-    final = run(TrainConfig(**opts), resume=resume, force=force)
+    final = run(SpeakerTrainConfig(**opts), resume=resume, force=force)
     click.echo(f"final: {final}")
     click.echo(f"model: {Path(opts['out']) / 'model.pt'}")
 
@@ -142,7 +142,7 @@ def embed(
     audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
 ) -> None:
     """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
-    from mung.speaker.embed import embed_files
+    from mung.speaker.embedding import embed_files
 
     paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
     click.echo(f"{len(paths)} embeddings written to {out_dir}/")
@@ -171,8 +171,8 @@ def eval_cmd(
     """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
     from dataclasses import asdict
 
-    from mung.io import check_writable, write_json
-    from mung.speaker.encoder import load_encoder
+    from mung.outputs import check_writable, write_json
+    from mung.speaker.encoders import load_encoder
     from mung.speaker.evaluate import evaluate_trials, format_results
     from mung.speaker.lists import read_trials
 

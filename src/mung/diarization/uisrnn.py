@@ -21,39 +21,45 @@ import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from mung import outputs
+from mung.config import Config, Interval, Type, param
+from mung.diarization.clustering import ClusteringConfig, fold
 from mung.errors import MungError
+from mung.registry import register
+from mung.torchutil import torch_threads
 
 FORMAT = "mung-uisrnn"
 
 
 @dataclass
-class UISRNNTrainConfig:
+class UISRNNTrainConfig(Config):
     """``steps`` of Adam on batches of ``batch_size`` speaker sequences cropped to ``max_length``
     windows; ``hidden``: GRU size. ``holdout``: share of the recordings kept out of training to
     calibrate the new-speaker prior (``crp_alpha`` is scaled by the best of ``alpha_scales``)."""
 
-    hidden: int = 128
-    steps: int = 2000
-    batch_size: int = 32
-    max_length: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    seed: int = 0
-    holdout: float = 0.1
-    alpha_scales: tuple[float, ...] = (1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40)
+    section: ClassVar[str] = "uisrnn"
 
-    def validate(self) -> None:
-        if min(self.hidden, self.steps, self.batch_size, self.max_length) < 1:
-            raise MungError("uisrnn: hidden, steps, batch_size and max_length must be at least 1")
-        if self.max_length < 2:
-            raise MungError("uisrnn: max_length must be at least 2")
-        if not 0 <= self.holdout < 1 or not self.alpha_scales or min(self.alpha_scales) <= 0:
-            raise MungError("uisrnn: holdout must be in [0, 1) and alpha_scales positive")
+    hidden: int = param(128, Interval(int, 1, None))
+    steps: int = param(2000, Interval(int, 1, None))
+    batch_size: int = param(32, Interval(int, 1, None))
+    max_length: int = param(64, Interval(int, 2, None))
+    learning_rate: float = param(1e-3, Interval(float, 0, None, "neither"))
+    weight_decay: float = param(1e-5, Interval(float, 0, None))
+    seed: int = param(0, Interval(int, 0, None))
+    holdout: float = param(0.1, Interval(float, 0, 1, "left"))
+    alpha_scales: tuple[float, ...] = param((1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40), Type((tuple, list)))
+
+    def check(self, where: str) -> None:
+        if not self.alpha_scales or min(self.alpha_scales) <= 0:
+            raise MungError(f"The '{where}.alpha_scales' parameter must be a non-empty list of "
+                            f"positive floats. Got {self.alpha_scales!r} instead.")
 
 
 class UISRNN(nn.Module):
@@ -87,12 +93,10 @@ class UISRNN(nn.Module):
 
 def save_model(model: UISRNN, path: str | os.PathLike, force: bool = False) -> Path:
     """Write a self-describing checkpoint atomically."""
-    from mung import io
-
     meta = {**model.meta, "p_change": model.p_change, "crp_alpha": model.crp_alpha}
     blob = {"format": FORMAT, "version": 1, "dim": model.dim, "hidden": model.hidden, "meta": meta,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    return io.write_with(path, lambda p: torch.save(blob, p), force=force)
+    return outputs.write_with(path, lambda p: torch.save(blob, p), force=force)
 
 
 def load_model(path: str | os.PathLike) -> UISRNN:
@@ -200,8 +204,6 @@ def predict(emb: np.ndarray, model_path: str, max_speakers: int, beam_size: int 
     """Labels for ``emb`` with the model at ``model_path`` (dimension checked)."""
     model = load_model(model_path)
     check_compatible(model, model_path, emb.shape[1])
-    from mung.speaker.encoder import torch_threads
-
     with torch_threads(1):  # tiny per-step ops: threads only add overhead
         return decode(model, emb, max_speakers, beam_size)
 
@@ -296,8 +298,6 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], config: UISRNNTrainConfig |
 
 def label_accuracy(labels: np.ndarray, truth: np.ndarray) -> float:
     """Share of windows labelled right under the best one-to-one mapping of labels to speakers."""
-    from scipy.optimize import linear_sum_assignment
-
     m = np.zeros((labels.max() + 1, truth.max() + 1))
     np.add.at(m, (labels, truth), 1)
     rows, cols = linear_sum_assignment(-m)
@@ -319,52 +319,8 @@ def calibrate_alpha(model: UISRNN, held: list[tuple[np.ndarray, np.ndarray]], sc
     model.meta.update(crp_alpha_estimated=base, alpha_scale=best, holdout_accuracy=accuracy)
 
 
-def window_labels(windows: np.ndarray, turns, min_overlap: float = 0.5) -> np.ndarray:
-    """Index (into the sorted speaker names) of the reference speaker covering most of each window;
-    -1 where no speaker covers ``min_overlap`` of it."""
-    names = sorted({t.speaker for t in turns})
-    cover = np.zeros((len(windows), max(1, len(names))))
-    for t in turns:
-        j = names.index(t.speaker)
-        cover[:, j] += np.clip(np.minimum(windows[:, 1], t.end) - np.maximum(windows[:, 0], t.start), 0, None)
-    length = np.maximum(windows[:, 1] - windows[:, 0], 1e-9)
-    best = cover.argmax(1)
-    return np.where(cover.max(1) >= min_overlap * length, best, -1)
-
-
-def labelled_embeddings(paths: list[Path], refs: dict, config, cache: str | os.PathLike | None = None,
-                        progress=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
-    """Embed each file with the pipeline's front-end (dereverb → VAD → windows → encoder →
-    centring) and label its windows from ``refs`` (uri → Diarization); windows no reference
-    speaker covers are dropped. With ``cache`` (.npz) the embeddings are read from / written to it.
-    Returns the data and the front-end description stored in the model."""
-    from mung.config import merge
-    from mung.diarization.pipeline import Diarizer, centred, front_end
-
-    missing = [p for p in paths if p.stem not in refs]
-    if missing:
-        raise MungError(f"{missing[0]}: no reference turns for uri '{missing[0].stem}' in the RTTM")
-    config = merge(config, {"clustering.method": "ahc"})
-    diarizer = Diarizer(config)
-    meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model, **front_end(config)}
-    stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
-    data, new = [], False
-    for path in progress(paths) if progress else paths:
-        key = path.stem
-        if f"{key}/emb" not in stored:
-            e = diarizer.embed(path)
-            stored[f"{key}/emb"], stored[f"{key}/win"] = e.embeddings, e.windows
-            new = True
-        emb, win = stored[f"{key}/emb"], stored[f"{key}/win"]
-        labels = window_labels(win, refs[key].turns)
-        keep = labels >= 0
-        data.append((centred(emb, config)[keep], labels[keep]))
-    if cache is not None and new:
-        from mung import io
-
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **stored)
-
-        io.write_with(cache, save, force=True)
-    return data, meta
+@register("clustering", "uisrnn")
+def uisrnn_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
+    """Beam-search decoding with the trained model at ``config.model``, small clusters folded."""
+    labels = predict(emb, config.model, config.bounds(len(emb))[1], config.beam_size)
+    return fold(emb, labels, weights, config)

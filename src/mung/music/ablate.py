@@ -22,12 +22,13 @@ import numpy as np
 from scipy import stats
 
 from mung.errors import MungError
-from mung.io import check_writable, write_json, write_text, write_with
 from mung.music.data import Dataset, MelCache, encode, read_dataset
+from mung.music.ensemble import Ensemble
 from mung.music.features import MelConfig
-from mung.music.inference import CHECKPOINT_NAME, Ensemble, read_meta
 from mung.music.metrics import mood_metrics, station_metrics
-from mung.music.train import TrainConfig, train
+from mung.music.model_io import CHECKPOINT_NAME, read_meta
+from mung.music.train import MusicTrainConfig, train
+from mung.outputs import check_writable, write_json, write_text, write_with
 
 METRIC = {"station": "station_accuracy", "mood": "mood_macro_pr_auc"}
 ENSEMBLE_MEMBERS = ("rexnet", "resnext50", "base", "conv1d")
@@ -58,7 +59,7 @@ class AblationConfig:
 
 
 def arms(cfg: AblationConfig) -> dict[str, dict]:
-    """Variant name → TrainConfig overrides (on top of the baseline)."""
+    """Variant name → MusicTrainConfig overrides (on top of the baseline)."""
     c = cfg.crop_frames
     slim = cfg.quick
     return {
@@ -169,7 +170,7 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
             kwargs["base"] = "speakernet"
             other = "mood" if task == "station" else "station"
             over["aux"] = str(out_dir / "runs" / f"base-{other}-{seed}")
-        tc = TrainConfig(task=task, model="speakernet", model_kwargs=kwargs, epochs=cfg.epochs,
+        tc = MusicTrainConfig(task=task, model="speakernet", model_kwargs=kwargs, epochs=cfg.epochs,
                          batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, patience=cfg.epochs,
                          lr=cfg.lr[task], seed=seed)
         tc = replace(tc, **over)
@@ -200,7 +201,7 @@ def _run_dir(out_dir: Path, arm: str, task: str, seed: int) -> Path:
     return out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
 
 
-def _finished(run_dir: Path, tc: TrainConfig) -> dict | None:
+def _finished(run_dir: Path, tc: MusicTrainConfig) -> dict | None:
     """Validation metrics of an earlier run with the same settings (so an interrupted ablation
     resumes), else ``None``. Reads the checkpoint's metadata only."""
     path = run_dir / CHECKPOINT_NAME

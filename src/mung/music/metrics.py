@@ -63,7 +63,7 @@ def plot_confusion(y_true: np.ndarray, probs: np.ndarray, labels: list[str], pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mung.io import write_with
+    from mung.outputs import write_with
 
     cm = confusion_matrix(y_true, probs.argmax(1), labels=list(range(len(labels))))
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1.0 + 0.6 * len(labels)))

@@ -214,7 +214,3 @@ def segment_bounds(n_samples: int, seg: int, hop: int) -> np.ndarray:
     if starts[-1] + seg < n_samples:
         starts.append(n_samples - seg)
     return np.array([[s, s + seg] for s in starts])
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

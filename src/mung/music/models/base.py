@@ -9,6 +9,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from mung.errors import MungError
+from mung.registry import create, names
+
 StageHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 
@@ -124,3 +127,25 @@ class MusicNet(nn.Module):
     def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> dict[str, torch.Tensor]:
         z = self.dropout(self.backbone(x, hook))
         return {t: head(z) for t, head in self.heads.items()}
+
+
+def backbone_model(backbone: Callable[..., Backbone], kwargs: dict, heads: dict[str, int]) -> MusicNet:
+    """``backbone(**kwargs)`` with task heads (``kwargs["dropout"]`` before them, default 0.3);
+    bad settings are a user error."""
+    kwargs = dict(kwargs)
+    dropout = kwargs.pop("dropout", 0.3)
+    try:
+        net = backbone(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise MungError(f"model {backbone.__name__}: bad settings {kwargs} ({exc})") from None
+    return MusicNet(net, heads, dropout)
+
+
+def build(spec: dict) -> nn.Module:
+    """Build a network from its JSON-able spec ``{"name", "kwargs", "heads": {task: n_labels},
+    "aux": spec + {"task"}}`` (stored in every checkpoint, so no code is unpickled). Every
+    registered ``music_model`` entry is ``fn(kwargs, heads, aux) -> nn.Module``."""
+    name = spec["name"]
+    if name not in names("music_model"):
+        raise MungError(f"unknown model {name!r} (choose from {', '.join(names('music_model'))})")
+    return create("music_model", name, dict(spec.get("kwargs", {})), spec["heads"], spec.get("aux"))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone
+from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model
+from mung.registry import register
 
 POOLS = ((2, 2), (4, 2), (4, 2), (4, 2))  # 128 mel bins → 1, time ÷ 16
 
@@ -24,3 +25,8 @@ class CRNN(Backbone):
         self.stages = nn.ModuleList(stages)
         self.stage_channels = list(channels)
         self.agg = Aggregator(aggregation, channels[-1], hidden=hidden)
+
+
+@register("music_model", "crnn")
+def crnn(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(CRNN, kwargs, heads)

@@ -12,7 +12,8 @@ import math
 import torch
 from torch import nn
 
-from mung.music.models.base import Backbone
+from mung.music.models.base import Backbone, MusicNet, backbone_model
+from mung.registry import register
 
 
 def _dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
@@ -67,3 +68,8 @@ class MelStats(Backbone):
 
     def forward(self, x: torch.Tensor, hook=None) -> torch.Tensor:
         return self.mlp(self.norm(self.features(x)))
+
+
+@register("music_model", "melstats")
+def melstats(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(MelStats, kwargs, heads)

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone
+from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model
+from mung.registry import register
 
 
 def _conv_bn(cin: int, cout: int, k: int = 1, s: int = 1, groups: int = 1, act: nn.Module | None = None):
@@ -79,3 +80,8 @@ class ReXNet(Backbone):
         self.stages = nn.ModuleList(stages)
         self.stage_channels = channels
         self.agg = Aggregator(aggregation, head)
+
+
+@register("music_model", "rexnet")
+def rexnet(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(ReXNet, kwargs, heads)

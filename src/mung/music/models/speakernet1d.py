@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone, se_stages
+from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model, se_stages
+from mung.registry import register
 
 
 class SpeakerNet1D(Backbone):
@@ -20,3 +21,8 @@ class SpeakerNet1D(Backbone):
 
     def to_sequence(self, x):
         return x.transpose(1, 2)
+
+
+@register("music_model", "speakernet1d")
+def speakernet1d(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(SpeakerNet1D, kwargs, heads)
