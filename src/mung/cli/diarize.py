@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mung.cli.groups import DefaultGroup
+from mung.cli.options import LazyChoice
 
 
 @click.group(cls=DefaultGroup, name="diarize")
@@ -81,7 +82,7 @@ def _write(d, out: Path, opts: dict) -> None:
     if opts["json"]:
         outputs.write_json(out / f"{d.uri}.json", d.to_json(), force=opts["force"])
     if opts["plot"]:
-        outputs.write_with(out / f"{d.uri}.png", lambda p: plot_timeline(d, p), force=opts["force"])
+        plot_timeline(d, out / f"{d.uri}.png", force=opts["force"])
 
 
 def _save_config(path: Path, text: str, force: bool) -> None:
@@ -98,14 +99,29 @@ def _summary(d) -> str:
     return "\n".join(lines)
 
 
+def _choices(section: str, name: str) -> LazyChoice:
+    """Allowed values of ``DiarizationConfig.<section>.<name>``, from its constraints."""
+
+    def load() -> list[str]:
+        import dataclasses
+
+        from mung.config import choices
+        from mung.diarization.pipeline import DiarizationConfig
+
+        field = next(f for f in dataclasses.fields(DiarizationConfig) if f.name == section)
+        return choices(field.default_factory, name)
+
+    return LazyChoice(load)
+
+
 @diarize_group.command(name="run")
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
-@click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector.")
+@click.option("--vad", type=_choices("vad", "method"), help="Speech detector.")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
 @click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
-@click.option("--frame-ms", type=click.Choice(["10", "20", "30"]), callback=lambda c, p, v: v and int(v))
+@click.option("--frame-ms", type=_choices("vad", "frame_ms"), callback=lambda c, p, v: v and int(v))
 @click.option("--padding-ms", type=int, help="webrtcvad end-point padding window (ms).")
 @click.option("--window", type=float, help="Embedding window (s).")
 @click.option("--shift", type=float, help="Window shift (s).")
@@ -116,8 +132,8 @@ def _summary(d) -> str:
     "--clustering", callback=lambda c, p, v: _clustering_spec(v),
     help="ahc+spectral (default) | ahc | spectral | uisrnn:MODEL",
 )
-@click.option("--dereverb", type=click.Choice(["none", "wpe"]), help="WPE dereverberation before detection.")
-@click.option("--linkage", type=click.Choice(["average", "complete", "single"]))
+@click.option("--dereverb", type=_choices("dereverb", "method"), help="WPE dereverberation before detection.")
+@click.option("--linkage", type=_choices("clustering", "linkage"))
 @click.option("--threshold", type=float, help="AHC cosine-distance threshold.")
 @click.option("--num-speakers", type=int, help="Known number of speakers.")
 @click.option("--min-speakers", type=int)

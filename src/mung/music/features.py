@@ -1,4 +1,4 @@
-"""Music front-end (DESIGN-NOTES §1): 16 kHz mono → power mel (128 bins, n_fft 1024, hop 512 =
+"""Music front-end: 16 kHz mono → power mel (128 bins, n_fft 1024, hop 512 =
 32 ms) stored raw in the competition layout ``[1, 128, T]``; the input normalisation
 (``log10(1 + 10·mel)`` by default) is applied when a model reads the features, so offline
 ``.npy`` files and on-the-fly training use the same code."""

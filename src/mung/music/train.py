@@ -25,7 +25,8 @@ from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
 from mung.music.model_io import CHECKPOINT_NAME, MusicModel, load_music_model, save_music_model
 from mung.music.models import build
 from mung.music.predict import predict_mels
-from mung.outputs import check_writable, write_text, write_with
+from mung.outputs import check_writable, write_text
+from mung.plots import figure
 from mung.torchutil import count_parameters, pick_device
 
 STATION_LOSSES = ("ce", "focal")
@@ -228,11 +229,6 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
 
 def write_history(history: list[dict], out_dir: Path, force: bool = False) -> None:
     """``metrics.csv`` and ``curves.png`` (loss and validation metrics per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = list(dict.fromkeys(k for row in history for k in row))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
@@ -240,14 +236,11 @@ def write_history(history: list[dict], out_dir: Path, force: bool = False) -> No
     w.writerows(history)
     write_text(out_dir / "metrics.csv", buf.getvalue(), force)
     epochs = [r["epoch"] for r in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a1.plot(epochs, [r["train_loss"] for r in history], marker=".")
-    a1.set(xlabel="epoch", ylabel="train loss", title="training loss")
-    for k in ("station_accuracy", "station_macro_f1", "mood_macro_pr_auc", "mood_micro_f1@0.5"):
-        if k in keys:
-            a2.plot(epochs, [r[k] for r in history], marker=".", label=k)
-    a2.set(xlabel="epoch", title="validation")
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    write_with(out_dir / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100), force)
-    plt.close(fig)
+    with figure(out_dir / "curves.png", (9, 3.2), ncols=2, force=force) as (_, (a1, a2)):
+        a1.plot(epochs, [r["train_loss"] for r in history], marker=".")
+        a1.set(xlabel="epoch", ylabel="train loss", title="training loss")
+        for k in ("station_accuracy", "station_macro_f1", "mood_macro_pr_auc", "mood_micro_f1@0.5"):
+            if k in keys:
+                a2.plot(epochs, [r[k] for r in history], marker=".", label=k)
+        a2.set(xlabel="epoch", title="validation")
+        a2.legend(fontsize=7)

@@ -1,6 +1,6 @@
 """Train ResNetSE34L on a voxceleb_trainer-style list: N speakers × M utterances per batch,
 random crops, optional noise / reverberation, angular prototypical (or softmax / AM-softmax)
-loss, optional segment-aggregation training (segment loss + aggregated loss, §3), cosine or
+loss, optional segment-aggregation training (segment loss + aggregated loss, Jung et al. 2020), cosine or
 step schedule, resumable self-describing checkpoints and a training-curve PNG."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from mung.arrays import fit_length
 from mung.audio import SAMPLE_RATE, find_audio, info, load
 from mung.config import Config, Interval, Options, Range, Type, at_least, param
 from mung.errors import MungError
-from mung.outputs import check_writable, write_json, write_with
+from mung.outputs import check_writable, write_json
+from mung.plots import figure
 from mung.speaker.encoders import ResNetSE34LEncoder
 from mung.speaker.evaluate import evaluate_trials
 from mung.speaker.lists import Utterance, read_train_list, read_trials
@@ -55,9 +56,9 @@ class SpeakerTrainConfig(Config):
 
     section: ClassVar[str] = "train"
 
-    train_list: str = param(dataclasses.MISSING, Type(str))
-    audio_root: str = param(dataclasses.MISSING, Type(str))
-    out: str = param(dataclasses.MISSING, Type(str))
+    train_list: str | None = param(None, Type(str), None)
+    audio_root: str | None = param(None, Type(str), None)
+    out: str | None = param(None, Type(str), None)
     loss: str = param("angleproto", Options(kind="speaker_loss"))
     epochs: int = param(20, Interval(int, 1, None))
     speakers_per_batch: int = param(32, Interval(int, 2, None))
@@ -260,24 +261,16 @@ class Trainer:
 
 def plot_curve(history: list[dict[str, float]], path: Path) -> None:
     """Loss, accuracy and (if any) validation EER per epoch → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ep = [h["epoch"] for h in history]
     panels = [("loss", "training loss"), ("accuracy", "training accuracy")]
     if any("val_eer" in h for h in history):
         panels.append(("val_eer", "validation EER %"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    write_with(path, lambda p: fig.savefig(p, format="png", dpi=100), force=True)
-    plt.close(fig)
+    with figure(path, (4 * len(panels), 3.2), ncols=len(panels), force=True) as (_, axes):
+        for ax, (key, title) in zip(axes, panels, strict=True):
+            ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o")
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
 
 
 def _resume_checkpoint(path: Path, cfg: SpeakerTrainConfig) -> dict[str, Any]:
@@ -311,6 +304,10 @@ def train(
     """Run training; writes ``checkpoint.pt`` (resumable), ``model.pt`` (final), ``history.json``,
     ``config.json`` and ``training_curve.png`` under ``cfg.out``. Returns the final metrics."""
     cfg.validate()
+    for name in ("train_list", "audio_root", "out"):
+        if not getattr(cfg, name):
+            raise MungError(f"The 'train.{name}' parameter must be given (--{name.replace('_', '-')} "
+                            "or the config file). Got None instead.")
     out = Path(cfg.out)
     ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
     if not resume:

@@ -1,4 +1,4 @@
-"""Attention map from the other task (DESIGN-NOTES §2.3). Our implementable form — a design
+"""Attention map from the other task (after Jung et al., Interspeech 2020). Our implementable form — a design
 choice, not the code of Jung et al. (Interspeech 2020): a frozen auxiliary model gives
 ``p`` (sigmoid of mood logits, or softmax of station logits) for the whole input; per conv stage a
 learned ``a = sigmoid(W p + b)`` (one value per channel) rescales the stage output as

@@ -10,42 +10,10 @@ import torch
 from torch import nn
 
 from mung.errors import MungError
+from mung.nn import SEBasicBlock, SelfAttentivePooling
 from mung.registry import create, names
 
 StageHook = Callable[[int, torch.Tensor], torch.Tensor]
-
-
-class SEBlock(nn.Module):
-    """Squeeze-and-excitation over channels (2-D or 1-D feature maps)."""
-
-    def __init__(self, channels: int, reduction: int = 8):
-        super().__init__()
-        hidden = max(4, channels // reduction)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, channels), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.fc(x.flatten(2).mean(-1))
-        return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
-
-
-class SEBasicBlock(nn.Module):
-    """Residual basic block (two 3-wide convs, BN, ReLU) with squeeze-excitation; ``dim`` 2 for
-    the mel image, 1 for convolution along time only."""
-
-    def __init__(self, cin: int, cout: int, stride: int | tuple[int, int] = 1, dim: int = 2):
-        super().__init__()
-        conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dim == 2 else (nn.Conv1d, nn.BatchNorm1d)
-        self.body = nn.Sequential(
-            conv(cin, cout, 3, stride, 1, bias=False), bn(cout), nn.ReLU(inplace=True),
-            conv(cout, cout, 3, 1, 1, bias=False), bn(cout), SEBlock(cout),
-        )
-        self.short = (nn.Sequential(conv(cin, cout, 1, stride, bias=False), bn(cout))
-                      if stride != 1 or cin != cout else nn.Identity())
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.short(x))
 
 
 def se_stages(cin: int, channels: tuple[int, ...], blocks: tuple[int, ...], strides: tuple[int, ...],
@@ -53,7 +21,8 @@ def se_stages(cin: int, channels: tuple[int, ...], blocks: tuple[int, ...], stri
     """Stages of :class:`SEBasicBlock`; the first block of each stage carries the stride."""
     stages = []
     for c, n, s in zip(channels, blocks, strides, strict=True):
-        stages.append(nn.Sequential(*[SEBasicBlock(cin if i == 0 else c, c, s if i == 0 else 1, dim)
+        stages.append(nn.Sequential(*[SEBasicBlock(cin if i == 0 else c, c, s if i == 0 else 1, dim=dim,
+                                                   relu_first=False)
                                       for i in range(n)]))
         cin = c
     return nn.ModuleList(stages)
@@ -69,7 +38,7 @@ class Aggregator(nn.Module):
         if kind == "avgpool":
             self.out_dim = dim
         elif kind == "sap":
-            self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
+            self.sap = SelfAttentivePooling(dim)
             self.out_dim = dim
         elif kind == "gru":
             self.gru = nn.GRU(dim, hidden, num_layers=2, batch_first=True)
@@ -81,14 +50,13 @@ class Aggregator(nn.Module):
         if self.kind == "avgpool":
             return seq.mean(1)
         if self.kind == "sap":
-            w = torch.softmax(self.att(seq), dim=1)
-            return (w * seq).sum(1)
+            return self.sap(seq)
         out, _ = self.gru(seq)
         return out[:, -1]
 
 
 class Backbone(nn.Module):
-    """``stem`` → ``stages`` (each may be re-scaled by a hook, DESIGN-NOTES §2.3) → sequence
+    """``stem`` → ``stages`` (each may be re-scaled by a hook: the attention model) → sequence
     ``[B, T', D]`` → :class:`Aggregator`. Subclasses set ``stem``, ``stages``,
     ``stage_channels``, ``agg`` and may override :meth:`to_sequence`."""
 

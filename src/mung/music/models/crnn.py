@@ -1,4 +1,4 @@
-"""CRNN (Choi, Fazekas, Sandler & Cho, ICASSP 2017; DESIGN-NOTES §2.2): 4 blocks of 3×3 conv, BN,
+"""CRNN (Choi, Fazekas, Sandler & Cho, ICASSP 2017): 4 blocks of 3×3 conv, BN,
 ELU and max-pool that reduce 128 mel bins to 1, then a 2-layer GRU whose last state is the
 summary. ``channels`` and ``hidden`` are settings (paper: 64/128/128/128, 32 GRU units)."""
 

@@ -1,5 +1,5 @@
 """Hand-crafted features as a network (not from the seed; the "hand-crafted features + linear
-model" anchor of DESIGN-NOTES §7.2, after Panda et al. 2018): statistics of the whole input —
+model" baseline of music emotion recognition, after Panda et al. 2018): statistics of the whole input —
 per-mel-bin mean, std, mean |Δ| and std Δ; 20 cepstral coefficients (DCT of the log-mel) with
 mean, std and covariance; a log modulation spectrum (16 bands × 12 rhythm-rate bins, 0.1–15 Hz)
 for tempo and rhythm — standardised by a non-affine batch norm. With ``hidden=0`` the linear head

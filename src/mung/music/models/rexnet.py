@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model
+from mung.nn import SEGate
 from mung.registry import register
 
 
@@ -21,17 +22,6 @@ def _conv_bn(cin: int, cout: int, k: int = 1, s: int = 1, groups: int = 1, act: 
     if act is not None:
         layers.append(act)
     return nn.Sequential(*layers)
-
-
-class _SE(nn.Module):
-    def __init__(self, ch: int, ratio: float):
-        super().__init__()
-        hidden = max(8, int(ch * ratio))
-        self.fc = nn.Sequential(nn.Conv2d(ch, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, ch, 1), nn.Sigmoid())
-
-    def forward(self, x):
-        return x * self.fc(x.mean((2, 3), keepdim=True))
 
 
 class LinearBottleneck(nn.Module):
@@ -45,7 +35,7 @@ class LinearBottleneck(nn.Module):
             layers.append(_conv_bn(cin, mid, act=nn.SiLU(inplace=True)))
         layers.append(_conv_bn(mid, mid, 3, stride, groups=mid))
         if se_ratio > 0:
-            layers.append(_SE(mid, se_ratio))
+            layers.append(SEGate(mid, max(8, int(mid * se_ratio)), conv=True))
         layers += [nn.ReLU6(inplace=True), _conv_bn(mid, cout)]
         self.body = nn.Sequential(*layers)
 

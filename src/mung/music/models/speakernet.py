@@ -1,4 +1,4 @@
-"""SpeakerNet (2-D): the ResNetSE34L trunk (DESIGN-NOTES §2.1, §4) on the mel image — conv 7×7
+"""SpeakerNet (2-D): the ResNetSE34L trunk (Chung et al., Interspeech 2020) on the mel image — conv 7×7
 (stride (2,1)), SE basic-block stages [3,4,6,3] with channels [16,32,64,128] and strides
 1, 2, 2, 1, mean over frequency, then ``gru`` / ``avgpool`` / ``sap`` aggregation over time."""
 

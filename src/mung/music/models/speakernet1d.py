@@ -1,4 +1,4 @@
-"""SpeakerNet-1D (DESIGN-NOTES §2.2): the 128 mel bins are input channels and SE residual blocks
+"""SpeakerNet-1D: the 128 mel bins are input channels and SE residual blocks
 convolve along time only (the seed found this worse than 2-D)."""
 
 from __future__ import annotations
