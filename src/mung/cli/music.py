@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mung.cli.options import LazyChoice, config_options, resolve_config
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 from mung.errors import MungError
 from mung.music.formats import FORMATS
 
@@ -68,16 +68,15 @@ def _train_choices(name: str, section: str = "") -> LazyChoice:
 @click.option("--data", required=True, type=click.Path(),
               help="labels CSV, folder with labels.csv, or competition root.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder.")
-@click.option("--epochs", type=int, help="Default 30.")
-@click.option("--batch-size", type=int, help="Default 16.")
-@click.option("--lr", type=float, help="Default 1e-3.")
-@click.option("--weight-decay", type=float, help="Default 1e-4.")
-@click.option("--crop-frames", type=int, help="Training crop (32 ms frames; default 256).")
-@click.option("--loss", type=_train_choices("loss"), help="Station loss (default ce; mood always BCE).")
-@click.option("--mixup", type=float, help="Mixup Beta(α, α); 0 = off (default).")
-@click.option("--freq-mask", type=int, help="Max frequency-mask width; 0 = off (default).")
-@click.option("--patience", type=int, help="Default 8.")
-@click.option("--seed", type=int, help="Default 0.")
+@typed_options({
+    "epochs": (int, "Default 30."), "batch-size": (int, "Default 16."), "lr": (float, "Default 1e-3."),
+    "weight-decay": (float, "Default 1e-4."),
+    "crop-frames": (int, "Training crop (32 ms frames; default 256)."),
+    "loss": (_train_choices("loss"), "Station loss (default ce; mood always BCE)."),
+    "mixup": (float, "Mixup Beta(α, α); 0 = off (default)."),
+    "freq-mask": (int, "Max frequency-mask width; 0 = off (default)."), "patience": (int, "Default 8."),
+    "seed": (int, "Default 0."),
+})
 @click.option("--device", help="Default auto.")
 @click.option("--normalisation", type=_train_choices("normalisation", "mel"), help="Default log10.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")

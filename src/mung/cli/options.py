@@ -30,6 +30,18 @@ class LazyChoice(click.Choice):
         pass
 
 
+def typed_options(spec: dict[str, tuple[type, str]]) -> Callable[[Callable], Callable]:
+    """One ``--NAME`` option per entry of ``spec`` (``NAME: (type, help)``), ``None`` when not given
+    so that the config file's value (or the default) stays."""
+
+    def apply(f: Callable) -> Callable:
+        for name, (kind, text) in reversed(spec.items()):
+            f = click.option(f"--{name}", type=kind, help=text)(f)
+        return f
+
+    return apply
+
+
 def config_options(f: Callable) -> Callable:
     """``--config FILE`` and ``--show-config`` on a command."""
     f = click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")(f)

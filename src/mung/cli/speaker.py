@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mung.cli.groups import hidden_alias
-from mung.cli.options import LazyChoice, config_options, resolve_config
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 
 
 def _model_spec(model: str) -> str:
@@ -108,13 +108,13 @@ def _train_choices(name: str) -> LazyChoice:
 @click.option("--train-list", help="Lines 'speaker_id relative/path'.")
 @click.option("--audio-root", help="Folder the list's paths are relative to.")
 @click.option("--out", help="Run folder (checkpoints, curve, history).")
-@click.option("--loss", type=_train_choices("loss"), help="Training loss (default angleproto).")
-@click.option("--epochs", type=int, help="Default 20.")
-@click.option("--speakers-per-batch", type=int, help="N speakers per batch (default 32).")
-@click.option("--utts-per-speaker", type=int, help="M utterances per speaker (default 2).")
-@click.option("--crop-seconds", type=float, help="Random training crop length (default 2.0).")
-@click.option("--lr", type=float, help="Default 1e-3.")
-@click.option("--schedule", type=_train_choices("schedule"), help="Default cosine.")
+@typed_options({
+    "loss": (_train_choices("loss"), "Training loss (default angleproto)."), "epochs": (int, "Default 20."),
+    "speakers-per-batch": (int, "N speakers per batch (default 32)."),
+    "utts-per-speaker": (int, "M utterances per speaker (default 2)."),
+    "crop-seconds": (float, "Random training crop length (default 2.0)."), "lr": (float, "Default 1e-3."),
+    "schedule": (_train_choices("schedule"), "Default cosine."),
+})
 @click.option("--segment-aggregation/--no-segment-aggregation", default=None,
               help="Train with segment aggregation (Jung et al. 2020).")
 @click.option("--segment-seconds", type=float, help="Default 0.5.")

@@ -24,6 +24,17 @@ Progress = Callable[..., object]
 
 
 @dataclass
+class TrainedClustering:
+    """What :func:`train_clustering` produced."""
+
+    model: UISRNN
+    path: Path
+    recordings: int
+    curve: list[float]
+    meta: dict
+
+
+@dataclass
 class ClusteringTrainConfig(Config):
     """``pipeline``: the front-end whose embeddings the model learns (use the same one when
     diarizing); ``uisrnn``: the training settings."""
@@ -33,17 +44,6 @@ class ClusteringTrainConfig(Config):
     method: str = param("uisrnn", Options(("uisrnn",)))
     pipeline: DiarizationConfig = param(factory=DiarizationConfig)
     uisrnn: UISRNNTrainConfig = param(factory=UISRNNTrainConfig)
-
-
-@dataclass
-class TrainedClustering:
-    """What :func:`train_clustering` produced."""
-
-    model: UISRNN
-    path: Path
-    recordings: int
-    curve: list[float]
-    meta: dict
 
 
 def window_labels(windows: np.ndarray, turns, min_overlap: float = 0.5) -> np.ndarray:

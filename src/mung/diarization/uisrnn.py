@@ -46,15 +46,15 @@ class UISRNNTrainConfig(Config):
 
     section: ClassVar[str] = "uisrnn"
 
-    hidden: int = param(128, Interval(int, 1, None))
+    hidden: int = param(128, Interval(int, 1, None))  # GRU size
     steps: int = param(2000, Interval(int, 1, None))
-    batch_size: int = param(32, Interval(int, 1, None))
-    max_length: int = param(64, Interval(int, 2, None))
+    holdout: float = param(0.1, Interval(float, 0, 1, "left"))  # share of recordings for calibration
+    alpha_scales: tuple[float, ...] = param((1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40), Type((tuple, list)))
+    batch_size: int = param(32, Interval(int, 1, None))  # speaker sequences per step
+    max_length: int = param(64, Interval(int, 2, None))  # windows per training sequence
     learning_rate: float = param(1e-3, Interval(float, 0, None, "neither"))
     weight_decay: float = param(1e-5, Interval(float, 0, None))
     seed: int = param(0, Interval(int, 0, None))
-    holdout: float = param(0.1, Interval(float, 0, 1, "left"))
-    alpha_scales: tuple[float, ...] = param((1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40), Type((tuple, list)))
 
     def check(self, where: str) -> None:
         if not self.alpha_scales or min(self.alpha_scales) <= 0:

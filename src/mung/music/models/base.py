@@ -65,6 +65,12 @@ class Backbone(nn.Module):
     stage_channels: list[int]
     agg: Aggregator
 
+    def set_stages(self, stages: list[nn.Module], channels: list[int], aggregation: str, **agg: int) -> None:
+        """Install the conv ``stages`` (output ``channels`` each) and the aggregator over the last."""
+        self.stages = nn.ModuleList(stages)
+        self.stage_channels = list(channels)
+        self.agg = Aggregator(aggregation, channels[-1], **agg)
+
     @property
     def out_dim(self) -> int:
         return self.agg.out_dim

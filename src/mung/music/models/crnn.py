@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model
+from mung.music.models.base import Backbone, MusicNet, backbone_model
 from mung.registry import register
 
 POOLS = ((2, 2), (4, 2), (4, 2), (4, 2))  # 128 mel bins → 1, time ÷ 16
@@ -22,9 +22,7 @@ class CRNN(Backbone):
             stages.append(nn.Sequential(nn.Conv2d(cin, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c),
                                         nn.ELU(inplace=True), nn.MaxPool2d(p), nn.Dropout(0.1)))
             cin = c
-        self.stages = nn.ModuleList(stages)
-        self.stage_channels = list(channels)
-        self.agg = Aggregator(aggregation, channels[-1], hidden=hidden)
+        self.set_stages(stages, list(channels), aggregation, hidden=hidden)
 
 
 @register("music_model", "crnn")

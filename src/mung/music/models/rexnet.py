@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model
+from mung.music.models.base import Backbone, MusicNet, backbone_model
 from mung.nn import SEGate
 from mung.registry import register
 
@@ -67,9 +67,7 @@ class ReXNet(Backbone):
         head = max(math.ceil(head_chs * width), 64)
         stages[-1].append(_conv_bn(cin, head, act=nn.SiLU(inplace=True)))
         channels[-1] = head
-        self.stages = nn.ModuleList(stages)
-        self.stage_channels = channels
-        self.agg = Aggregator(aggregation, head)
+        self.set_stages(stages, channels, aggregation)
 
 
 @register("music_model", "rexnet")
