@@ -85,7 +85,7 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
     sm = load_speaker_model(run / "model.pt")
     assert sm.meta["epochs"] == 2 and "val_eer" in sm.meta["metrics"] and sm.meta["train_speakers"] == 3
 
-    code, out, err = run_cli(capsys, "speaker", "eval", "--trials", lists / "trials.txt",
+    code, out, err = run_cli(capsys, "speaker", "evaluate", "--trials", lists / "trials.txt",
                            "--audio-root", lists / "audio", "--model",
                            run / "model.pt", "--segment-aggregation",
                            "--crops", "2", "--out", tmp_path / "eval.json")
@@ -128,7 +128,7 @@ def test_bad_lists_and_trials_give_one_line_errors(speech, tmp_path, capsys):
         if kind == "train":
             args = ["speaker", "train", "--train-list", path, "--audio-root", root, "--out", tmp_path / "r"]
         else:
-            args = ["speaker", "eval", "--trials", path, "--audio-root", root]
+            args = ["speaker", "evaluate", "--trials", path, "--audio-root", root]
         code, _, err = run_cli(capsys, *args)
         assert code == 1, name
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

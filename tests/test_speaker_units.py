@@ -56,7 +56,7 @@ def test_eer_and_min_dcf_hand_cases():
 
 
 def test_architecture_size_and_shapes(model):
-    assert 1.3e6 < count_parameters(model) < 1.5e6  # "about 1.4 M parameters" (§4)
+    assert 1.3e6 < count_parameters(model) < 1.5e6  # "about 1.4 M parameters" (Chung et al. 2020)
     with torch.no_grad():
         assert model(torch.randn(2, 16000)).shape == (2, 512)
     assert segment_bounds(8000, 8000, 4000).tolist() == [[0, 8000]]

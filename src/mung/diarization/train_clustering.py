@@ -39,7 +39,7 @@ class ClusteringTrainConfig(Config):
     """``pipeline``: the front-end whose embeddings the model learns (use the same one when
     diarizing); ``uisrnn``: the training settings."""
 
-    section: ClassVar[str] = "train_clustering"
+    section: ClassVar[str] = ""  # keys as in the YAML file
 
     method: str = param("uisrnn", Options(("uisrnn",)))
     pipeline: DiarizationConfig = param(factory=DiarizationConfig)

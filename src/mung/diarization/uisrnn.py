@@ -9,7 +9,7 @@ one in proportion to ``crp_alpha`` (distance-dependent Chinese restaurant proces
 beam search whose beams are held in batched tensors: one GRU step per window for all beams, so
 prediction costs a few milliseconds per window instead of one model call per beam and candidate.
 
-Checkpoints (``torch.save``, loadable with ``weights_only=True``) record the embedding dimension,
+Checkpoints (the shared safetensors + JSON format of :mod:`mung.checkpoint`) record the embedding dimension,
 the encoder name, the centring and window settings they were trained with.
 """
 
@@ -28,7 +28,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from mung import outputs
+from mung import checkpoint
 from mung.config import Config, Interval, Type, param
 from mung.diarization.clustering import ClusteringConfig, fold
 from mung.errors import MungError
@@ -36,6 +36,7 @@ from mung.registry import register
 from mung.torchutil import torch_threads
 
 FORMAT = "mung-uisrnn"
+WHAT = "UIS-RNN model (expected a file from `mung diarize train-clustering`)"
 
 
 @dataclass
@@ -92,11 +93,10 @@ class UISRNN(nn.Module):
 
 
 def save_model(model: UISRNN, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write a self-describing checkpoint atomically."""
+    """Write a self-describing checkpoint (the :mod:`mung.checkpoint` format) atomically."""
     meta = {**model.meta, "p_change": model.p_change, "crp_alpha": model.crp_alpha}
-    blob = {"format": FORMAT, "version": 1, "dim": model.dim, "hidden": model.hidden, "meta": meta,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    return outputs.write_with(path, lambda p: torch.save(blob, p), force=force)
+    description = {"format": FORMAT, "version": 2, "dim": model.dim, "hidden": model.hidden, "meta": meta}
+    return checkpoint.save(path, checkpoint.state_tensors(model), description, force)
 
 
 def load_model(path: str | os.PathLike) -> UISRNN:
@@ -107,16 +107,25 @@ def load_model(path: str | os.PathLike) -> UISRNN:
     return _load(str(path), path.stat().st_mtime_ns)
 
 
-@lru_cache(maxsize=4)
-def _load(path: str, _mtime: int) -> UISRNN:
+def _read_legacy(path: str) -> tuple[dict, dict] | None:
+    """Version-1 files (``torch.save`` of plain tensors, read with ``weights_only=True``)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of every kind
-        raise MungError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
+    except Exception:  # noqa: BLE001 - pickle/zip errors of every kind: not a legacy file
+        return None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise MungError(f"{path}: not a UIS-RNN model (expected a file from `mung diarize train-clustering`)")
+        return None
+    return blob.pop("state_dict"), blob
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, _mtime: int) -> UISRNN:
+    legacy = _read_legacy(path)
+    state, blob = legacy if legacy else checkpoint.load(path, WHAT)
+    if blob.get("format") != FORMAT:
+        raise MungError(f"{path}: not a {WHAT}")
     model = UISRNN(int(blob["dim"]), int(blob["hidden"]), blob["meta"])
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(state)
     return model.eval()
 
 

@@ -36,7 +36,7 @@ STATION_LOSSES = ("ce", "focal")
 class MusicTrainConfig(Config):
     """Everything a training run depends on; saved in the checkpoint."""
 
-    section: ClassVar[str] = "train"
+    section: ClassVar[str] = ""  # keys as in the YAML file
 
     task: str = param("station", Options(TASKS))  # multi: one backbone, two heads
     model: str = param("crnn", Options(kind="music_model"))

@@ -54,7 +54,7 @@ FIXED_ON_RESUME = (
 class SpeakerTrainConfig(Config):
     """Everything a training run depends on (stored in every checkpoint)."""
 
-    section: ClassVar[str] = "train"
+    section: ClassVar[str] = ""  # keys as in the YAML file
 
     train_list: str | None = param(None, Type(str), None)
     audio_root: str | None = param(None, Type(str), None)
@@ -306,7 +306,7 @@ def train(
     cfg.validate()
     for name in ("train_list", "audio_root", "out"):
         if not getattr(cfg, name):
-            raise MungError(f"The 'train.{name}' parameter must be given (--{name.replace('_', '-')} "
+            raise MungError(f"The '{name}' parameter must be given (--{name.replace('_', '-')} "
                             "or the config file). Got None instead.")
     out = Path(cfg.out)
     ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
