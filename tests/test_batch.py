@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mung import io
+from mung import outputs
 from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, safe_uri
 from mung.diarization.rttm import read_rttm
 from mung.errors import MungError
@@ -43,7 +43,7 @@ class Upper:
         return text.upper()
 
     def write(self, item: BatchItem, result: str) -> None:
-        io.write_text(self.outputs(item)[0], result, force=True)
+        outputs.write_text(self.outputs(item)[0], result, force=True)
 
 
 def _inputs(tmp_path: Path, **files: str) -> list[BatchItem]:

@@ -18,7 +18,7 @@ from mung.diarization.scoring import score
 
 def _der(ref_rttm, uem_file, hyp_rttm, uri):
     refs = read_rttm(ref_rttm)
-    _, total = score({uri: refs[uri]}, read_rttm(hyp_rttm), read_uem(uem_file), collar=0.25)
+    _, total = score({uri: refs[uri]}, read_rttm(hyp_rttm), {uri: read_uem(uem_file)[uri]}, collar=0.25)
     return total
 
 

@@ -16,18 +16,17 @@ from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.pipeline import DiarizationConfig
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.simulate import SimulationConfig, simulate
+from mung.diarization.train_clustering import labelled_embeddings, window_labels
 from mung.diarization.uisrnn import (
     UISRNN,
     UISRNNTrainConfig,
     calibrate_alpha,
     decode,
     label_accuracy,
-    labelled_embeddings,
     load_model,
     predict,
     save_model,
     train,
-    window_labels,
 )
 from mung.errors import MungError
 

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from mung.audio import find_audio
 from mung.errors import MungError
 
 DEBUG_ENV = "MUNG_DEBUG"  # set by `mung --debug`: unexpected errors propagate with a traceback
@@ -106,8 +107,6 @@ def items_from_paths(paths: Sequence[str | os.PathLike], suffixes: Sequence[str]
     """Batch items for files and folders (folders expand to the audio files they hold, or the
     files with one of ``suffixes``); uri = :func:`safe_uri` of the file stem. The same file
     given twice is kept once."""
-    from mung.audio import find_audio
-
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and suffixes:

@@ -15,9 +15,12 @@ import numpy as np
 from mung import audio
 from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, safe_uri, warn
 from mung.errors import MungError
-from mung.io import write_with
+from mung.music.ensemble import Ensemble
 from mung.music.features import MelConfig, load_mel
-from mung.music.inference import Ensemble, default_checkpoints, expand_inputs, tag_row
+from mung.music.model_io import default_checkpoints
+from mung.music.predict import expand_inputs
+from mung.music.tag import tag_row
+from mung.outputs import write_with
 
 
 def check_signal(path: os.PathLike, mel: np.ndarray, cfg: MelConfig) -> str | None:

@@ -1,5 +1,6 @@
 """Music data: labelled track lists (labels CSV or the competition layout), label vocabularies,
-mel loading with an optional on-disk cache, and the crop rules of DESIGN-NOTES §1."""
+mel loading with an optional on-disk cache, and the crop rules (random training crops;
+deterministic covering crops at evaluation)."""
 
 from __future__ import annotations
 
