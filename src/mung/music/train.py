@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mung.config import Config, Interval, Options, Type, param
+from mung.config import DEVICE, Config, Interval, Options, Type, param
 from mung.errors import MungError
 from mung.music.data import TASKS, Dataset, MelCache, encode, random_crop, read_dataset
 from mung.music.features import MelConfig
@@ -55,7 +55,7 @@ class MusicTrainConfig(Config):
     freq_mask: int = param(0, Interval(int, 0, None))  # max width of one random frequency mask; 0 = off
     patience: int = param(8, Interval(int, 1, None))  # epochs without improvement before stopping
     seed: int = param(0, Interval(int, 0, None))
-    device: str = param("auto", Type(str))
+    device: str = param("auto", DEVICE)
     mel: MelConfig = param(factory=MelConfig)
     cache_dir: str | None = param(None, Type(str), None)
 

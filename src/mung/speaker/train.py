@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mung.arrays import fit_length
 from mung.audio import SAMPLE_RATE, find_audio, info, load
-from mung.config import Config, Interval, Options, Range, Type, at_least, param
+from mung.config import DEVICE, Config, Interval, Options, Range, Type, at_least, param
 from mung.errors import MungError
 from mung.outputs import check_writable, write_json
 from mung.plots import figure
@@ -84,7 +84,7 @@ class SpeakerTrainConfig(Config):
     val_trials: str | None = param(None, Type(str), None)
     val_audio_root: str | None = param(None, Type(str), None)
     init: str | None = param(None, Type(str), None)
-    device: str = param("auto", Type(str))
+    device: str = param("auto", DEVICE)
     workers: int = param(0, Interval(int, 0, None))
     seed: int = param(0, Interval(int, 0, None))
 
