@@ -122,7 +122,7 @@ def test_embed_refuses_silence_warns_on_noise_and_continues(tmp_path, capsys, si
     args = ["speaker", "embed", silent_and_noise, speech, "--out", tmp_path / "e"]
     code, _, err = run_cli(capsys, *args)
     assert code == 1
-    assert "silent.wav: silent (every sample is zero); no voice to embed" in err
+    assert "silent.wav: silent (every sample is zero); nothing to embed" in err
     assert "hiss.wav: silent or nearly so (level" in err
     assert "warning:" in err and "noise.wav: sounds like broadband noise" in err
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["103-1240-0000.npy", "noise.npy"]

@@ -213,3 +213,17 @@ def signal_problem(mel: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int =
     if flatness > NOISE_FLATNESS:
         return "noise", f"sounds like broadband noise, not speech or music (spectral flatness {flatness:.2f})"
     return None
+
+
+def check_signal(path: str | os.PathLike, mel: np.ndarray, task: str, sample_rate: int = SAMPLE_RATE,
+                 n_fft: int = 1024, hop_length: int = 512) -> str | None:
+    """Raise :class:`MungError` for a silent input (``task`` — embed, tag — would return a
+    confident answer about nothing); a warning line for broadband noise; ``None`` otherwise."""
+    problem = signal_problem(mel, sample_rate, n_fft, hop_length)
+    if problem is None:
+        return None
+    kind, why = problem
+    if kind == "silent":
+        raise MungError(f"{path}: {why}; nothing to {task}")
+    return f"{path}: {why}; the {task} result may mean nothing"
+

@@ -23,17 +23,6 @@ from mung.music.tag import tag_row
 from mung.outputs import write_with
 
 
-def check_signal(path: os.PathLike, mel: np.ndarray, cfg: MelConfig) -> str | None:
-    """Raise for a silent track; a warning line for noise (:func:`mung.audio.signal_problem`)."""
-    problem = audio.signal_problem(mel, cfg.sample_rate, cfg.n_fft, cfg.hop_length)
-    if problem is None:
-        return None
-    kind, why = problem
-    if kind == "silent":
-        raise MungError(f"{path}: {why}; nothing to tag")
-    return f"{path}: {why}; its tags are not meaningful"
-
-
 @dataclass
 class TagTask:
     """Station and moods per file; rows are collected here (``write`` runs in the calling
@@ -62,7 +51,8 @@ class TagTask:
         ens = self._ensemble
         assert ens is not None, "setup() first"
         mel = load_mel(item.path, ens.members[0].mel)
-        note = check_signal(item.path, mel, ens.members[0].mel)
+        cfg = ens.members[0].mel
+        note = audio.check_signal(item.path, mel, "tag", cfg.sample_rate, cfg.n_fft, cfg.hop_length)
         probs = ens.predict_mels([mel])
         thr = ens.threshold if self.threshold is None else self.threshold
         return tag_row(ens, {k: v[0] for k, v in probs.items()}, item.path, thr), note

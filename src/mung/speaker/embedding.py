@@ -15,7 +15,6 @@ import numpy as np
 from mung import audio
 from mung.arrays import l2_normalize
 from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, warn
-from mung.errors import MungError
 from mung.outputs import write_with
 from mung.speaker.encoders import SpeakerEncoder, load_encoder
 
@@ -30,17 +29,6 @@ def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = C
     if len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0:  # fold a short tail into the last chunk
         spans = np.concatenate([spans[:-2], [[spans[-2, 0], total]]])
     return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
-
-
-def check_signal(path: os.PathLike, wav: np.ndarray) -> str | None:
-    """Raise for silence; a warning line for noise (see :func:`mung.audio.signal_problem`)."""
-    problem = audio.signal_problem(audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128))
-    if problem is None:
-        return None
-    kind, why = problem
-    if kind == "silent":
-        raise MungError(f"{path}: {why}; no voice to embed")
-    return f"{path}: {why}; its embedding describes no voice"
 
 
 @dataclass
@@ -69,7 +57,7 @@ class EmbedTask:
     def process(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
         assert self._encoder is not None, "setup() first"
         wav = audio.load(item.path)
-        note = check_signal(item.path, wav)
+        note = audio.check_signal(item.path, audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128), "embed")
         return embed_wav(self._encoder, wav).astype(np.float32), note
 
     def write(self, item: BatchItem, result: tuple[np.ndarray, str | None]) -> None:
