@@ -14,14 +14,17 @@ honestly inconclusive."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
+from mung.config import Config, Interval, Type, param
 from mung.errors import MungError
 from mung.music.data import Dataset, MelCache, encode, read_dataset
 from mung.music.ensemble import Ensemble
@@ -37,22 +40,24 @@ ENSEMBLE_MEMBERS = ("rexnet", "resnext50", "base", "conv1d")
 
 
 @dataclass
-class AblationConfig:
+class AblationConfig(Config):
     """Budget and baseline of the ablation. Defaults fit ~1.5 h on 2 CPU cores (measured, see
     benchmarks/results/ablation.md): a slim 2-D SpeakerNet + GRU baseline (stem stride 2×2),
     10-s training crops, 8 epochs, Adam at 1e-3 (station) / 3e-3 (mood: slower to leave the
     prior), and slimmed ensemble members (ReXNet width 0.5, ResNeXt 32x4d at width 0.25 with one
     block per stage)."""
 
-    seeds: int = 3
-    epochs: int = 8
-    crop_frames: int = 312  # 10 s
-    batch_size: int = 16
-    lr: dict = field(default_factory=lambda: {"station": 1e-3, "mood": 3e-3})
-    base_kwargs: dict = field(default_factory=lambda: {
+    section: ClassVar[str] = "ablation"
+
+    seeds: int = param(3, Interval(int, 1, None))
+    epochs: int = param(8, Interval(int, 1, None))
+    crop_frames: int = param(312, Interval(int, 8, None))  # 10 s
+    batch_size: int = param(16, Interval(int, 1, None))
+    lr: dict = param(dataclasses.MISSING, Type(dict), factory=lambda: {"station": 1e-3, "mood": 3e-3})
+    base_kwargs: dict = param(dataclasses.MISSING, Type(dict), factory=lambda: {
         "channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1], "stem_stride": [2, 2]})
-    quick: bool = False
-    max_per_station: int | None = None  # subset for --quick
+    quick: bool = param(False, Type(bool))
+    max_per_station: int | None = param(None, Interval(int, 1, None), None)  # subset for --quick
 
     @classmethod
     def quick_config(cls) -> AblationConfig:

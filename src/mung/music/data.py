@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mung.arrays import tile
 from mung.errors import MungError
 from mung.music.features import MelConfig, load_mel, normalise
 
@@ -214,12 +215,6 @@ class MelCache:
         if path not in self.memory:
             self.memory[path] = normalise(self.raw(path), self.cfg.normalisation).astype(np.float16)
         return self.memory[path].astype(np.float32)
-
-
-def tile(mel: np.ndarray, length: int) -> np.ndarray:
-    """Repeat a track along time until it has at least ``length`` frames."""
-    t = mel.shape[-1]
-    return np.concatenate([mel] * -(-length // t), axis=-1) if t < length else mel
 
 
 def random_crop(mel: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,39 +6,51 @@ Parameter names follow the published voxceleb_trainer layout (``conv1``, ``layer
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mung.config import Check, Config, Interval, Options, Type, param
 from mung.nn import SEBasicBlock, attentive_statistics
 
+_FOUR_COUNTS = Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 4
+                     and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v),
+                     "a list of four non-negative ints")
+
 
 @dataclass
-class FrontendConfig:
+class FrontendConfig(Config):
     """Log-mel front-end: 16 kHz waveform → ``log(mel + 1e-6)``, instance-normalised per mel bin."""
 
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 40
-    log_input: bool = True
+    section: ClassVar[str] = "model_config.frontend"
+
+    n_mels: int = param(40, Interval(int, 1, None))
+    log_input: bool = param(True, Type(bool))  # False: mel power without the log
+    sample_rate: int = param(16000, Interval(int, 1000, None))
+    n_fft: int = param(512, Interval(int, 16, None))
+    win_length: int = param(400, Interval(int, 16, None))  # Hamming window, samples
+    hop_length: int = param(160, Interval(int, 1, None))
 
 
 @dataclass
-class ResNetSEConfig:
+class ResNetSEConfig(Config):
     """ResNetSE34L trunk and head (defaults = the published 1.4 M-parameter model)."""
 
-    layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    n_out: int = 512
-    encoder_type: str = "SAP"  # SAP (self-attentive pooling) or ASP (attentive statistics)
-    se_reduction: int = 8
-    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    section: ClassVar[str] = "model_config"
+
+    layers: list[int] = param(dataclasses.MISSING, _FOUR_COUNTS, factory=lambda: [3, 4, 6, 3])
+    channels: list[int] = param(dataclasses.MISSING, _FOUR_COUNTS, factory=lambda: [16, 32, 64, 128])
+    n_out: int = param(512, Interval(int, 1, None))
+    # SAP (self-attentive pooling) or ASP (attentive statistics)
+    encoder_type: str = param("SAP", Options(("SAP", "ASP")))
+    se_reduction: int = param(8, Interval(int, 1, None))
+    frontend: FrontendConfig = param(factory=FrontendConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> ResNetSEConfig:
@@ -111,8 +123,6 @@ class ResNetSE34L(nn.Module):
     def __init__(self, cfg: ResNetSEConfig | None = None) -> None:
         super().__init__()
         cfg = cfg or ResNetSEConfig()
-        if cfg.encoder_type not in ("SAP", "ASP"):
-            raise ValueError(f"encoder_type must be SAP or ASP, not {cfg.encoder_type!r}")
         self.cfg = cfg
         self.frontend = LogMel(cfg.frontend)
         ch = cfg.channels
