@@ -104,6 +104,12 @@ def test_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
     for cmd in (["diarize", wav], ["speaker", "embed", wav], ["music", "featurize", wav]):
         code, _, err = run_cli(capsys, *cmd, "--out", tmp_path / "taken")
         assert code == 1 and err == f"error: {tmp_path / 'taken'}: output folder is an existing file\n", err
+    clip = sorted(data_dir("music-4q", "audio").glob("*.ogg"))[0]
+    cases = [(tmp_path / "taken" / "t.csv", f"{tmp_path / 'taken'}: output folder is an existing file"),
+             (tmp_path, f"{tmp_path}: output path is a directory")]
+    for out, message in cases:
+        code, _, err = run_cli(capsys, "music", "tag", clip, "--out", out, "--force")
+        assert code == 1 and err == f"error: {message}\n", err
 
 
 def test_same_stem_in_two_folders_is_refused_before_work_even_with_force(tmp_path, capsys):

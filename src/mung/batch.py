@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from tqdm import tqdm
 
 from mung.audio import find_audio
 from mung.errors import MungError
+from mung.outputs import check_folder
 
 DEBUG_ENV = "MUNG_DEBUG"  # set by `mung --debug`: unexpected errors propagate with a traceback
 
@@ -163,21 +163,6 @@ def _check_outputs(task: BatchTask, items: Sequence[BatchItem]) -> dict[BatchIte
     for folder in sorted({o.parent for outs in outputs.values() for o in outs}):
         check_folder(folder)
     return outputs
-
-
-def check_folder(folder: Path) -> None:
-    """``folder`` exists (created if needed) and a file can be created in it."""
-    for parent in [folder, *folder.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MungError(f"{parent}: output folder is an existing file")
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise MungError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
 
 
 def _partition(outputs: dict[BatchItem, list[Path]], force: bool

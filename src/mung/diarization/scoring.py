@@ -72,6 +72,8 @@ def scored_uris(refs: dict[str, Diarization], hyps: dict[str, Diarization],
     """The uris that are scored (the UEM's, else the reference's); every uri present on one
     side only is reported with an :class:`UnscoredWarning`."""
     scored = set(uem) if uem else set(refs)
+    if not scored:
+        raise MungError("nothing to score: the reference holds no SPEAKER turns (and no UEM was given)")
     notes = []
     if uem:
         notes.append((set(refs) - scored, "reference uri(s) not in the UEM, not scored"))
