@@ -119,6 +119,18 @@ def test_output_folder_that_is_a_file_is_one_clear_error(tmp_path):
         run_batch(Upper(tmp_path / "out" / "deeper"), items, progress=False)
 
 
+def test_unwritable_output_folder_is_one_clear_error(tmp_path, monkeypatch):
+    """As root (who writes anywhere) the refusal is simulated; the real case follows."""
+    import mung.outputs
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(mung.outputs.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(MungError, match=r"out: output folder is not writable \(Permission denied\)"):
+        run_batch(Upper(tmp_path / "out"), _inputs(tmp_path, a="one"), progress=False)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_folder_is_one_clear_error(tmp_path):
     items = _inputs(tmp_path, a="one")

@@ -34,7 +34,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,17 +245,14 @@ def _pool(task: BatchTask, items: Sequence[BatchItem], jobs: int
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(task,))
     try:
         futures: dict[Future, BatchItem] = {pool.submit(_work, it): it for it in items}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: items.index(futures[f])):
-                try:
-                    result, err = fut.result()
-                except _SetupFailed as exc:
-                    raise MungError(str(exc)) from None
-                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
-                    result, err = None, _describe(futures[fut], exc)
-                yield futures[fut], result, err
+        for fut in as_completed(futures):
+            try:
+                result, err = fut.result()
+            except _SetupFailed as exc:
+                raise MungError(str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
+                result, err = None, _describe(futures[fut], exc)
+            yield futures[fut], result, err
     finally:
         # Stop workers still computing (an interrupt or an error): they write nothing, so killing
         # them loses no output. ProcessPoolExecutor has no public terminate before Python 3.14.
