@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mung import io
+from mung import outputs
 from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, safe_uri
 from mung.diarization.rttm import read_rttm
 from mung.errors import MungError
@@ -43,7 +43,7 @@ class Upper:
         return text.upper()
 
     def write(self, item: BatchItem, result: str) -> None:
-        io.write_text(self.outputs(item)[0], result, force=True)
+        outputs.write_text(self.outputs(item)[0], result, force=True)
 
 
 def _inputs(tmp_path: Path, **files: str) -> list[BatchItem]:
@@ -117,6 +117,18 @@ def test_output_folder_that_is_a_file_is_one_clear_error(tmp_path):
     (tmp_path / "out").write_text("i am a file")
     with pytest.raises(MungError, match="output folder is an existing file"):
         run_batch(Upper(tmp_path / "out" / "deeper"), items, progress=False)
+
+
+def test_unwritable_output_folder_is_one_clear_error(tmp_path, monkeypatch):
+    """As root (who writes anywhere) the refusal is simulated; the real case follows."""
+    import mung.outputs
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(mung.outputs.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(MungError, match=r"out: output folder is not writable \(Permission denied\)"):
+        run_batch(Upper(tmp_path / "out"), _inputs(tmp_path, a="one"), progress=False)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

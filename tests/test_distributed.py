@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from mung import distributed
 from mung.errors import MungError
-from mung.music.train import TrainConfig, train_processes
+from mung.music.train import MusicTrainConfig, train_processes
 
 TOL = 1e-5
 
@@ -25,7 +25,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     labels = write_labels(tmp_path / "labels.csv", train_per=2, val_per=1)
     runs = {}
     for n in (1, 2):
-        cfg = TrainConfig(task="station", model="melstats", model_kwargs={"dropout": 0.0}, epochs=2,
+        cfg = MusicTrainConfig(task="station", model="melstats", model_kwargs={"dropout": 0.0}, epochs=2,
                           batch_size=4, crop_frames=64, cache_dir=str(tmp_path / "cache"))
         runs[n] = train_processes(cfg, labels, tmp_path / f"run{n}", nproc=n)
     w1 = load_file(str(runs[1].checkpoint))
@@ -41,7 +41,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
 
 def test_batch_smaller_than_the_processes_is_one_line(tmp_path):
     labels = write_labels(tmp_path / "labels.csv", train_per=1, val_per=1)
-    cfg = TrainConfig(task="station", model="melstats", epochs=1, batch_size=1, crop_frames=64)
+    cfg = MusicTrainConfig(task="station", model="melstats", epochs=1, batch_size=1, crop_frames=64)
     with pytest.raises(MungError, match="smaller than the 2 processes"):
         train_processes(cfg, labels, tmp_path / "run", nproc=2)
 
@@ -53,8 +53,8 @@ def test_speaker_training_two_processes_with_resume_match_one(tmp_path):
     step is lr × sign(gradient): a gradient within float error of 0 can move a weight by 2 × lr."""
     from conftest import data_dir
 
-    from mung.speaker.checkpoint import load_checkpoint
-    from mung.speaker.train import TrainConfig
+    from mung.speaker.model_io import load_speaker_model
+    from mung.speaker.train import SpeakerTrainConfig
     from mung.speaker.train import train_processes as train_speaker
 
     speech = data_dir("speech", "librispeech-train-clean-100")
@@ -62,14 +62,14 @@ def test_speaker_training_two_processes_with_resume_match_one(tmp_path):
              for spk in ("103", "1034", "1040", "1081") for _ in range(2)]
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
 
-    def cfg(out: str, epochs: int) -> TrainConfig:
-        return TrainConfig(str(tmp_path / "train.txt"), str(speech), str(tmp_path / out), epochs=epochs,
+    def cfg(out: str, epochs: int) -> SpeakerTrainConfig:
+        return SpeakerTrainConfig(str(tmp_path / "train.txt"), str(speech), str(tmp_path / out), epochs=epochs,
                            speakers_per_batch=4, crop_seconds=0.5, n_out=64, lr=1e-3, device="cpu")
 
     one = train_speaker(cfg("one", 2), nproc=1)
     train_speaker(cfg("two", 1), nproc=1)
     two = train_speaker(cfg("two", 2), resume=True, nproc=2)
     assert two["epoch"] == 2 and two["loss"] == pytest.approx(one["loss"], abs=1e-4)
-    a = load_checkpoint(tmp_path / "one" / "model.pt").model.state_dict()
-    b = load_checkpoint(tmp_path / "two" / "model.pt").model.state_dict()
+    a = load_speaker_model(tmp_path / "one" / "model.pt").model.state_dict()
+    b = load_speaker_model(tmp_path / "two" / "model.pt").model.state_dict()
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4

@@ -31,11 +31,10 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from mung.audio import find_audio
 from mung.errors import MungError
+from mung.outputs import check_folder
 
 DEBUG_ENV = "MUNG_DEBUG"  # set by `mung --debug`: unexpected errors propagate with a traceback
 
@@ -106,8 +107,6 @@ def items_from_paths(paths: Sequence[str | os.PathLike], suffixes: Sequence[str]
     """Batch items for files and folders (folders expand to the audio files they hold, or the
     files with one of ``suffixes``); uri = :func:`safe_uri` of the file stem. The same file
     given twice is kept once."""
-    from mung.audio import find_audio
-
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and suffixes:
@@ -146,7 +145,7 @@ def _check_inputs(items: Sequence[BatchItem]) -> None:
             bad.append(f"{p}: not readable (permission denied)")
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise MungError(f"{bad[0]}{more}; nothing was processed")
+        raise MungError(f"{bad[0]}{more}" + ("; nothing was processed" if len(items) > 1 else ""))
 
 
 def _check_outputs(task: BatchTask, items: Sequence[BatchItem]) -> dict[BatchItem, list[Path]]:
@@ -166,21 +165,6 @@ def _check_outputs(task: BatchTask, items: Sequence[BatchItem]) -> dict[BatchIte
     return outputs
 
 
-def check_folder(folder: Path) -> None:
-    """``folder`` exists (created if needed) and a file can be created in it."""
-    for parent in [folder, *folder.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MungError(f"{parent}: output folder is an existing file")
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise MungError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
-
-
 def _partition(outputs: dict[BatchItem, list[Path]], force: bool
                ) -> tuple[list[BatchItem], list[BatchItem]]:
     """(to do, skipped). Without ``force`` an item whose outputs all exist is skipped; one with
@@ -197,6 +181,14 @@ def _partition(outputs: dict[BatchItem, list[Path]], force: bool
             raise MungError(f"{have[0]} exists but {missing} does not (other settings?); "
                             "use --force to redo it, or remove the old outputs")
     return todo, skipped
+
+
+def check_batch(task: BatchTask, items: Sequence[BatchItem], force: bool = False
+                ) -> tuple[list[BatchItem], list[BatchItem]]:
+    """Every check :func:`run_batch` makes before work (a :class:`MungError` if one fails);
+    returns (items to do, items skipped because their outputs exist)."""
+    _check_inputs(items)
+    return _partition(_check_outputs(task, items), force)
 
 
 def _describe(item: BatchItem, exc: BaseException) -> str:
@@ -253,17 +245,14 @@ def _pool(task: BatchTask, items: Sequence[BatchItem], jobs: int
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(task,))
     try:
         futures: dict[Future, BatchItem] = {pool.submit(_work, it): it for it in items}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: items.index(futures[f])):
-                try:
-                    result, err = fut.result()
-                except _SetupFailed as exc:
-                    raise MungError(str(exc)) from None
-                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
-                    result, err = None, _describe(futures[fut], exc)
-                yield futures[fut], result, err
+        for fut in as_completed(futures):
+            try:
+                result, err = fut.result()
+            except _SetupFailed as exc:
+                raise MungError(str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
+                result, err = None, _describe(futures[fut], exc)
+            yield futures[fut], result, err
     finally:
         # Stop workers still computing (an interrupt or an error): they write nothing, so killing
         # them loses no output. ProcessPoolExecutor has no public terminate before Python 3.14.
@@ -302,8 +291,7 @@ def run_batch(task: BatchTask, items: Sequence[BatchItem], *, jobs: int = 1, for
         raise MungError(f"engine: one of local, ray; got {engine!r}")
     if jobs < 1:
         raise MungError(f"jobs: must be at least 1, got {jobs}")
-    _check_inputs(items)
-    todo, skipped = _partition(_check_outputs(task, items), force)
+    todo, skipped = check_batch(task, items, force)
     report = BatchReport(skipped=[it.uri for it in skipped])
     if not todo:
         return report
@@ -330,8 +318,8 @@ def run_batch(task: BatchTask, items: Sequence[BatchItem], *, jobs: int = 1, for
             if err is not None:
                 report.failed[item.uri] = err
                 _error(err)
-            bar.update()
             bar.set_postfix(done=len(report.done), failed=len(report.failed), refresh=False)
+            bar.update()
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -23,8 +23,6 @@ from typing import Any
 
 import torch
 
-from mung.batch import BatchItem, BatchTask
-from mung.batch import _describe as describe_error  # the runner's own wording of an item error
 from mung.errors import MungError
 
 try:
@@ -55,6 +53,14 @@ def _probe(address: str) -> None:
                         "start one with `ray start --head` or check the address") from None
 
 
+def describe_error(item: Any, exc: BaseException) -> str:
+    """One line for an input that failed, as the local engines word it. (This module imports
+    nothing of mung.batch: the runner imports it, and imports must not form a cycle.)"""
+    if isinstance(exc, MungError):
+        return str(exc)
+    return f"{item.path}: {type(exc).__name__}: {exc} (run with --debug for details)"
+
+
 def connect(address: str | None, jobs: int) -> bool:
     """Join the cluster at ``address`` or start a local instance; True when this call started
     Ray (and so must shut it down). An already running Ray in this process is reused."""
@@ -77,7 +83,7 @@ def connect(address: str | None, jobs: int) -> bool:
 class Worker:
     """One model per actor; ``run`` is called from two threads (decode overlaps inference)."""
 
-    def __init__(self, task: BatchTask) -> None:
+    def __init__(self, task: Any) -> None:
         torch.set_num_threads(1)  # one core per actor
         self.task, self.lock, self.error = task, threading.Lock(), None
         try:
@@ -92,7 +98,7 @@ class Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: BatchItem) -> tuple[Any, str | None]:
+    def run(self, item: Any) -> tuple[Any, str | None]:
         split = hasattr(self.task, "load") and hasattr(self.task, "infer")
         try:
             if split:
@@ -104,16 +110,16 @@ class Worker:
             return None, describe_error(item, exc)
 
 
-def ray_results(task: BatchTask, items: Sequence[BatchItem], *, jobs: int = 1, address: str | None = None
-                ) -> Iterator[tuple[BatchItem, Any, str | None]]:
+def ray_results(task: Any, items: Sequence[Any], *, jobs: int = 1, address: str | None = None
+                ) -> Iterator[tuple[Any, Any, str | None]]:
     """``(item, result, error)`` in completion order, computed by ``jobs`` Ray actors."""
     started = connect(address, jobs)
     actor_cls = ray.remote(num_cpus=1, max_concurrency=IN_FLIGHT)(Worker)
     actors: list[Any] = []
     try:
         queue = deque(items)
-        attempts: Counter[BatchItem] = Counter()
-        inflight: dict[Any, tuple[int, Any, BatchItem]] = {}  # ref -> (slot, actor, item)
+        attempts: Counter[Any] = Counter()
+        inflight: dict[Any, tuple[int, Any, Any]] = {}  # ref -> (slot, actor, item)
         load: Counter[int] = Counter()
 
         def spawn_actor() -> Any:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from mung.batch import BatchItem, BatchReport, run_batch, warn
 from mung.errors import MungError
-from mung.io import write_json, write_with
+from mung.outputs import write_json, write_with
 from mung.manifest import read_inputs
 
 FORMAT_VERSION = 1

@@ -20,15 +20,13 @@ def catalogue_options(f: Callable) -> Callable:
                         show_default=True, help=ENGINE_HELP)(f)
 
 
-def wants_dataset(engine: str, dataset: str | None) -> bool:
-    """True when the job writes a dataset; ``--engine ray`` or ``--address`` without one is an error."""
+def wants_dataset(engine: str, address: str | None, dataset: str | None) -> bool:
+    """True when the job writes a dataset (``--address`` needs ``--engine ray``)."""
     from mung.errors import MungError
 
-    if dataset:
-        return True
-    if engine == "ray":
-        raise MungError("--engine ray writes a Parquet dataset: give --dataset DIR")
-    return False
+    if address and engine != "ray":
+        raise MungError("--address is for --engine ray")
+    return bool(dataset)
 
 
 def run_dataset_job(task, inputs, dataset: str, engine: str, address: str | None, jobs: int,
@@ -36,10 +34,6 @@ def run_dataset_job(task, inputs, dataset: str, engine: str, address: str | None
     """Run ``task`` into ``dataset``, print the summary, exit 1 if anything failed."""
     from mung.dataset import run_table
 
-    if address and engine != "ray":
-        from mung.errors import MungError
-
-        raise MungError("--address is for --engine ray")
     report = run_table(task, list(inputs), dataset, engine=engine, address=address, jobs=jobs, force=force)
     click.echo(f"{report.summary()}; dataset {dataset}", err=True)
     if report.batch.interrupted:

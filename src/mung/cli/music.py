@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 from mung.errors import MungError
+from mung.music.formats import FORMATS
 
 
 @click.group()
@@ -36,57 +38,68 @@ def _is_checkpoint(p: str) -> bool:
 
 @music.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <stem>.npy files.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <uri>.npy files.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def featurize(audio: tuple[str, ...], out_dir: str, force: bool) -> None:
-    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel)."""
-    from mung.music.features import featurize as run
+def featurize(audio: tuple[str, ...], out_dir: str, jobs: int, force: bool) -> None:
+    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel); a re-run
+    skips finished files."""
+    from mung.cli.common import finish_batch
+    from mung.music.batch_tasks import featurize as run
 
-    written = run(list(audio), out_dir, force=force)
-    click.echo(f"wrote {len(written)} mel file(s) to {out_dir}")
+    report = run(list(audio), out_dir, force=force, jobs=jobs)
+    click.echo(f"wrote {len(report.done)} mel file(s) to {out_dir}")
+    finish_batch(report)
+
+
+def _train_choices(name: str, section: str = "") -> LazyChoice:
+    """The allowed values of a ``MusicTrainConfig`` field (its constraints, read when needed)."""
+
+    def load() -> list[str]:
+        from mung.config import choices
+        from mung.music.features import MelConfig
+        from mung.music.train import MusicTrainConfig
+
+        return choices(MelConfig if section == "mel" else MusicTrainConfig, name)
+
+    return LazyChoice(load)
 
 
 @music.command()
-@click.option("--task", type=click.Choice(["station", "mood", "multi"]), default="station", show_default=True)
-@click.option("--model", "model_name", default="crnn", show_default=True,
-              help="speakernet, speakernet1d, crnn, rexnet, resnext50, melstats, attention.")
+@click.option("--task", type=_train_choices("task"), help="Default station.")
+@click.option("--model", "model", type=_train_choices("model"), help="Network (default crnn).")
 @click.option("--model-args", default=None, help='JSON settings, e.g. \'{"aggregation": "gru"}\'.')
 @click.option("--aux", type=click.Path(), help="Frozen checkpoint of the other task (attention model).")
 @click.option("--data", required=True, type=click.Path(),
               help="labels CSV, folder with labels.csv, or competition root.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder.")
-@click.option("--epochs", default=30, show_default=True)
-@click.option("--batch-size", default=16, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--weight-decay", default=1e-4, show_default=True)
-@click.option("--crop-frames", default=256, show_default=True, help="Training crop (32 ms frames).")
-@click.option("--loss", type=click.Choice(["ce", "focal"]), default="ce", show_default=True,
-              help="Station loss (mood always BCE).")
-@click.option("--mixup", default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
-@click.option("--freq-mask", default=0, show_default=True, help="Max frequency-mask width; 0 = off.")
-@click.option("--patience", default=8, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--normalisation", type=click.Choice(["log10", "log", "none"]), default="log10",
-              show_default=True)
+@typed_options({
+    "epochs": (int, "Default 30."), "batch-size": (int, "Default 16."), "lr": (float, "Default 1e-3."),
+    "weight-decay": (float, "Default 1e-4."),
+    "crop-frames": (int, "Training crop (32 ms frames; default 256)."),
+    "loss": (_train_choices("loss"), "Station loss (default ce; mood always BCE)."),
+    "mixup": (float, "Mixup Beta(α, α); 0 = off (default)."),
+    "freq-mask": (int, "Max frequency-mask width; 0 = off (default)."), "patience": (int, "Default 8."),
+    "seed": (int, "Default 0."),
+})
+@click.option("--device", help="Default auto.")
+@click.option("--normalisation", type=_train_choices("normalisation", "mel"), help="Default log10.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's outputs.")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
               help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
-def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, lr, weight_decay,
-          crop_frames, loss, mixup, freq_mask, patience, seed, device, normalisation, cache_dir, force,
-          nproc):
+@config_options
+def train(data, out_dir, model_args, normalisation, force, config_file, show_config, nproc, **opts):
     """Train a station / mood / multi-task model (early stopping on the val split)."""
     from mung.distributed import is_main
-    from mung.music.features import MelConfig
-    from mung.music.train import TrainConfig
+    from mung.music.train import MusicTrainConfig
     from mung.music.train import train_processes as run
 
-    cfg = TrainConfig(task=task, model=model_name, model_kwargs=_json_option(model_args, "--model-args"),
-                      aux=aux, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      crop_frames=crop_frames, loss=loss, mixup=mixup, freq_mask=freq_mask,
-                      patience=patience, seed=seed, device=device,
-                      mel=MelConfig(normalisation=normalisation), cache_dir=cache_dir)
+    overrides = {**opts, "mel.normalisation": normalisation,
+                 "model_kwargs": _json_option(model_args, "--model-args") if model_args else None}
+    cfg = resolve_config(MusicTrainConfig, config_file, overrides, show_config)
+    if cfg is None:
+        return
     result = run(cfg, data, out_dir, force=force, nproc=nproc)
     if not is_main():
         return
@@ -97,39 +110,47 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
 
 @music.command()
 @click.argument("items", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "competition"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per checkpoint.")
-@click.option("--threshold", type=float, default=None, help="Mood threshold (default: the tuned one).")
-@click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Mood threshold (default: the tuned one).")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True,
+              help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (processes or Ray actors).")
 @click.option("--force", is_flag=True, help="Overwrite --out (with --dataset: start it over).")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (with --dataset).")
 @catalogue_options
-def tag(items, fmt, weights, threshold, top, out_file, force, jobs, engine, address, dataset):
+def tag(items, fmt, weights, threshold, top, out_file, jobs, force, engine, address, dataset):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
-    several = weighted ensemble)."""
-    from mung.io import write_text
-    from mung.music.inference import format_rows
-    from mung.music.inference import tag as run
+    several = weighted ensemble). A bad or silent file is one error line; the others are tagged."""
+    from mung.batch import run_batch
+    from mung.cli.common import finish_batch
+    from mung.music.batch_tasks import TagTask, tag_items
+    from mung.music.formats import format_rows
+    from mung.outputs import check_writable, write_text
 
     ckpts = [i for i in items if _is_checkpoint(i)]
     inputs = [i for i in items if not _is_checkpoint(i)]
     if not inputs:
         raise MungError("no audio or .npy input given")
-    w = _weights(weights)
-    if wants_dataset(engine, dataset):
+    if wants_dataset(engine, address, dataset):
         from mung.music.catalogue import TagTable
 
-        run_dataset_job(TagTable(ckpts, w, threshold), inputs, dataset, engine, address, jobs, force)
+        table = TagTable(ckpts, _weights(weights), threshold)
+        run_dataset_job(table, inputs, dataset, engine, address, jobs, force)
         return
-    rows = run(ckpts, inputs, w, threshold, top=None, progress=False)
-    text = format_rows(rows, fmt, top)
     if out_file:
+        check_writable(Path(out_file), force)
+    task = TagTask(ckpts, _weights(weights), threshold)
+    batch = tag_items(inputs)
+    report = run_batch(task, batch, jobs=jobs, engine=engine, address=address)
+    text = format_rows(task.ordered_rows(batch), fmt, top)
+    if out_file and report.done:
         write_text(out_file, text + "\n", force)
         click.echo(f"wrote {out_file}")
-    else:
+    elif report.done:
         click.echo(text)
+    finish_batch(report)
 
 
 def _weights(weights: str | None) -> list[float] | None:
@@ -174,7 +195,7 @@ def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, tasks, force):
 @click.option("--force", is_flag=True)
 def export(run, out_file, full_precision, force):
     """Copy a run's checkpoint (fp16 by default), e.g. into src/mung/music/weights/."""
-    from mung.music.inference import export as run_export
+    from mung.music.model_io import export as run_export
 
     click.echo(f"wrote {run_export(run, out_file, not full_precision, force)}")
 

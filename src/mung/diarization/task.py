@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mung import io
+from mung import outputs
 from mung.batch import BatchItem, warn
 from mung.diarization.pipeline import DiarizationConfig, Diarizer
 from mung.diarization.plot import plot_timeline
@@ -74,11 +74,11 @@ class DiarizeTask:
             sys.stdout.write(d.to_rttm())
         else:
             rttm, *rest = self.outputs(item)
-            io.write_text(rttm, d.to_rttm(), force=True)
+            outputs.write_text(rttm, d.to_rttm(), force=True)
             for path in rest:
                 if path.suffix == ".json":
-                    io.write_json(path, d.to_json(), force=True)
+                    outputs.write_json(path, d.to_json(), force=True)
                 else:
-                    io.write_with(path, lambda p: plot_timeline(d, p), force=True)
+                    plot_timeline(d, path, force=True)
         if self.print_summary:
             print(summary(d), file=sys.stderr if self.out_dir is None else sys.stdout)

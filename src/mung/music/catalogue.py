@@ -9,16 +9,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mung.batch import BatchItem
+from mung import audio
+from mung.batch import BatchItem, warn
 from mung.dataset import ModelId, TableTask, files_digest
+from mung.music.batch_tasks import TagTask
 from mung.music.features import load_mel
-from mung.music.inference import Ensemble, default_checkpoints, read_meta, resolve, tag_row
+from mung.music.model_io import default_checkpoints, read_meta, resolve
+from mung.music.tag import tag_row
 
 SCORES = pa.map_(pa.string(), pa.float32())
 
 
 class TagTable(TableTask):
-    """Tag tracks with an ensemble of checkpoints (none = the shipped model)."""
+    """Tag tracks with an ensemble of checkpoints (none = the shipped model); decoding (with
+    the silence check) and the model are separate steps so that an engine can overlap them."""
 
     name = "tag"
     table = "tracks"
@@ -29,28 +33,37 @@ class TagTable(TableTask):
     def __init__(self, checkpoints: list[os.PathLike], weights: list[float] | None = None,
                  threshold: float | None = None) -> None:
         paths = [resolve(c) for c in checkpoints] or default_checkpoints()
-        self.checkpoints = [str(p) for p in paths]
-        self.weights, self.threshold = weights, threshold
+        self.tagger = TagTask([str(p) for p in paths], weights, threshold)
 
     def model_id(self) -> ModelId:
-        names = sorted({read_meta(c)["spec"]["name"] for c in self.checkpoints})
-        shipped = {str(p) for p in default_checkpoints()} == set(self.checkpoints)
-        name = "shipped:" + "+".join(names) if shipped else "+".join(Path(c).parent.name + "/" + Path(c).name
-                                                                     for c in self.checkpoints)
-        return ModelId(name, files_digest(self.checkpoints, f"{self.weights}|{self.threshold}"))
+        ckpts = self.tagger.checkpoints
+        names = sorted({read_meta(c)["spec"]["name"] for c in ckpts})
+        shipped = {str(p) for p in default_checkpoints()} == set(ckpts)
+        name = ("shipped:" + "+".join(names) if shipped
+                else "+".join(f"{Path(c).parent.name}/{Path(c).name}" for c in ckpts))
+        return ModelId(name, files_digest(ckpts, f"{self.tagger.weights}|{self.tagger.threshold}"))
 
     def setup(self) -> None:
-        self.state = Ensemble(self.checkpoints, self.weights)
+        self.tagger.setup()
+        self.state = self.tagger._ensemble
 
-    def load(self, item: BatchItem) -> np.ndarray:
-        return load_mel(item.path, self.state.members[0].mel)
+    def load(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        cfg = self.state.members[0].mel
+        mel = load_mel(item.path, cfg)
+        return mel, audio.check_signal(item.path, mel, "tag", cfg.sample_rate, cfg.n_fft, cfg.hop_length)
 
-    def infer(self, item: BatchItem, mel: np.ndarray) -> dict:
-        ens = self.state
-        thr = ens.threshold if self.threshold is None else self.threshold
-        return tag_row(ens, ens.predict_mels([mel]), 0, item.path, thr)
+    def infer(self, item: BatchItem, loaded: tuple[np.ndarray, str | None]) -> tuple[dict, str | None]:
+        ens, (mel, note) = self.state, loaded
+        thr = ens.threshold if self.tagger.threshold is None else self.tagger.threshold
+        probs = ens.predict_mels([mel])
+        return tag_row(ens, {k: v[0] for k, v in probs.items()}, item.path, thr), note
 
-    def rows(self, item: BatchItem, result: dict) -> list[dict]:
-        return [{"path": str(item.path), "uri": item.uri, "station": result["station"],
-                 "station_probs": result["station_probs"], "moods": result["moods"],
-                 "mood_scores": result["mood_scores"]}]
+    def write(self, item: BatchItem, result: tuple[dict, str | None]) -> None:
+        if result[1]:
+            warn(result[1])
+
+    def rows(self, item: BatchItem, result: tuple[dict, str | None]) -> list[dict]:
+        row = result[0]
+        return [{"path": str(item.path), "uri": item.uri, "station": row["station"],
+                 "station_probs": row["station_probs"], "moods": row["moods"],
+                 "mood_scores": row["mood_scores"]}]
