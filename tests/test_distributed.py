@@ -63,8 +63,9 @@ def test_speaker_training_two_processes_with_resume_match_one(tmp_path):
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
 
     def cfg(out: str, epochs: int) -> SpeakerTrainConfig:
-        return SpeakerTrainConfig(str(tmp_path / "train.txt"), str(speech), str(tmp_path / out), epochs=epochs,
-                           speakers_per_batch=4, crop_seconds=0.5, n_out=64, lr=1e-3, device="cpu")
+        return SpeakerTrainConfig(str(tmp_path / "train.txt"), str(speech), str(tmp_path / out),
+                                  epochs=epochs, speakers_per_batch=4, crop_seconds=0.5, n_out=64, lr=1e-3,
+                                  device="cpu")
 
     one = train_speaker(cfg("one", 2), nproc=1)
     train_speaker(cfg("two", 1), nproc=1)

@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 
 from mung.batch import BatchItem, BatchReport, run_batch, warn
 from mung.errors import MungError
-from mung.outputs import write_json, write_with
 from mung.manifest import read_inputs
+from mung.outputs import write_json, write_with
 
 FORMAT_VERSION = 1
 META = "_mung.json"

@@ -125,7 +125,7 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         return
     if not audio:
         raise MungError("no AUDIO given: mung diarize FILE_OR_DIR... [--out DIR]")
-    if wants_dataset(opts["engine"], opts["address"], opts["dataset"]):  # turns table + DATASET/rttm/<uri>.rttm
+    if wants_dataset(opts["engine"], opts["address"], opts["dataset"]):  # turns + DATASET/rttm/
         from mung.diarization.catalogue import DiarizeTable
 
         task = DiarizeTable(config, Path(opts["dataset"]))

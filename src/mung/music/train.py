@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mung.config import DEVICE, Config, Interval, Options, Type, param
 from mung import distributed
+from mung.config import DEVICE, Config, Interval, Options, Type, param
 from mung.errors import MungError
 from mung.music.data import TASKS, Dataset, MelCache, encode, random_crop, read_dataset
 from mung.music.features import MelConfig
