@@ -33,13 +33,14 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from mung.cli import diarize, music, score, speaker
+    from mung.cli import diarize, music, score, speaker, view
 
     cli.add_command(diarize.diarize_group)
     cli.add_command(score.score)
     cli.add_command(score.tune)
     cli.add_command(speaker.speaker)
     cli.add_command(music.music)
+    cli.add_command(view.view)
 
 
 _register()
