@@ -104,6 +104,7 @@ const Mung = (() => {
 
   function ready() {
     document.getElementById("loading")?.remove();
+    window.mungReadyMs = performance.now();
     window.mungReady = true;
     document.body.dataset.ready = "1";
   }
