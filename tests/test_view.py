@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -153,6 +155,19 @@ def test_view_on_folder_without_page_and_busy_port(tmp_path, capsys):
     assert err == f"error: port {port} on 127.0.0.1 is already in use: pick another with --port\n"
     code, _, err = run_cli(capsys, "view", tmp_path / "missing")
     assert code == 1 and "missing: not a folder" in err
+
+
+def test_mung_view_serves_and_prints_its_address(diar_page):
+    proc = subprocess.Popen([sys.executable, "-m", "mung", "view", str(diar_page[0]), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"serving {diar_page[0]} at http://127.0.0.1:") and "(Ctrl-C to stop)" in line
+        status, _, body = _get(line.split(" at ")[1].split()[0])
+        assert status == 200 and b"view-assets/diarization.js" in body
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_music_tag_html_option_writes_page(tmp_path, capsys):
