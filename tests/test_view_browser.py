@@ -15,7 +15,7 @@ from conftest import data_dir, run_cli
 from view_fixtures import item_data, page_data
 
 from mung.diarization.rttm import Diarization, Turn, read_rttm
-from mung.view import make_server, write_diarization_page
+from mung.view import make_server, write_diarization_page, write_music_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -204,9 +204,12 @@ def test_music_play_button(open_page, music_page):
 
 def test_empty_results_say_so(open_page, tmp_path):
     write_diarization_page(tmp_path / "d", [])
-    p = open_page(tmp_path / "d")
-    assert "No results" in p.page.locator(".empty").inner_text()
-    assert p.errors == []
+    write_music_page(tmp_path / "m", [])
+    for folder, what in (("d", "0 recordings"), ("m", "0 tracks")):
+        p = open_page(tmp_path / folder)
+        assert "No results" in p.page.locator(".empty").inner_text()
+        assert what in p.page.locator(".empty").inner_text()
+        assert p.errors == []
 
 
 def test_moved_audio_keeps_the_timeline_with_a_note(open_page, tmp_path):
