@@ -141,4 +141,5 @@ def make_server(folder: os.PathLike, port: int = 8765, host: str = "127.0.0.1") 
 
 
 def has_page(folder: os.PathLike) -> bool:
+    """Whether ``folder`` holds a written results page."""
     return (Path(folder) / INDEX).is_file()

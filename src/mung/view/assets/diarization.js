@@ -84,7 +84,7 @@
     if (d.ref) {
       add([el("div", { class: "lane-label section" }, "reference"), el("div", { class: "lane section" })]);
       d.ref.speakers.forEach((spk, k) => add(lane(spk, "ref", d.ref.turns.filter((t) => t[2] === k), "#7a8591",
-        ([s, e], c) => el("div", { class: "seg", style: segStyle(s, e, d.duration, c), title: `${spk} ${fmtTime(s)} – ${fmtTime(e)}` })))); // eslint-disable-line max-len
+        ([s, e], c) => el("div", { class: "seg", style: segStyle(s, e, d.duration, c), title: `${spk} ${fmtTime(s)} – ${fmtTime(e)}` }))));
       for (const [key, label] of ERRORS) {
         add(lane(label, `err ${key}`, d.errors[key], null,
           ([s, e]) => el("div", { class: `seg ${key}`, style: segStyle(s, e, d.duration, null),
@@ -318,9 +318,6 @@
   app.replaceChildren(el("div", { class: "diar" },
     el("aside", { class: "list", "aria-label": "Recordings" }, total, tbl.node),
     el("div", { id: "detail-slot" })));
-  app.addEventListener("click", (ev) => {
-    if (ev.target.closest("th button")) document.querySelector(`tr[data-uri="${CSS.escape(current ? current.d.uri : "")}"]`)?.classList.add("selected");
-  });
   const wanted = decodeURIComponent(location.hash.slice(1));
   const first = recs.find((r) => r.uri === wanted) || recs[0];
   open(first.i).then(ready);
