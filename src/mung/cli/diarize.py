@@ -142,6 +142,8 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--json", is_flag=True, help="Also write DIR/<stem>.json.")
 @click.option("--plot", is_flag=True, help="Also write a timeline DIR/<stem>.png.")
 @click.option("--print", "print_", is_flag=True, help="Print who spoke when.")
+@click.option("--html", is_flag=True, help="Also write a results page DIR/index.html (see mung view).")
+@click.option("--ref", type=click.Path(), help="Reference RTTM for the --html page (errors, DER).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
@@ -167,6 +169,8 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     out_dir = None if out in (None, "-") else Path(out)
     if out_dir is None and len(paths) > 1:
         raise MungError("several inputs need --out DIR")
+    if opts["html"] and out_dir is None:
+        raise MungError("--html needs --out DIR (the page is written to DIR/index.html)")
     failed = 0
     if out_dir is not None:
         _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
@@ -190,6 +194,13 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
             _write(d, out_dir, opts)
         if opts["print_"]:
             click.echo(_summary(d), err=out_dir is None)
+    if opts["html"]:
+        from mung.view import write_diarization_page
+
+        done = [(p, d) for p, d, err in results if err is None]
+        write_diarization_page(out_dir, [d for _, d in done], {d.uri: p for p, d in done}, ref=opts["ref"],
+                               force=opts["force"])
+        click.echo(f"page written to {out_dir / 'index.html'} (or run: mung view {out_dir})", err=True)
     if failed:
         raise SystemExit(1)
 

@@ -106,7 +106,9 @@ def train(data, out_dir, model_args, normalisation, force, config_file, show_con
 @click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def tag(items, fmt, weights, threshold, top, out_file, force):
+@click.option("--html", "html_dir", type=click.Path(), help="Also write a results page DIR/index.html.")
+@click.option("--labels", type=click.Path(), help="Labels CSV shown beside the predictions (--html).")
+def tag(items, fmt, weights, threshold, top, out_file, force, html_dir, labels):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
     several = weighted ensemble)."""
     from mung.music.formats import format_rows
@@ -125,6 +127,11 @@ def tag(items, fmt, weights, threshold, top, out_file, force):
         click.echo(f"wrote {out_file}")
     else:
         click.echo(text)
+    if html_dir:
+        from mung.view import write_music_page
+
+        write_music_page(html_dir, rows, labels=labels, force=force)
+        click.echo(f"page written to {Path(html_dir) / 'index.html'} (or: mung view {html_dir})", err=True)
 
 
 def _weights(weights: str | None) -> list[float] | None:
