@@ -8,7 +8,7 @@ none to heavy overlap); per-speaker
 loudness differences with per-turn jitter; per-speaker synthetic room responses
 (exponentially decaying noise, the same model as :mod:`mung.diarization.simulate`); background
 at 5-30 dB SNR: coloured noise (white, pink, brown), babble of 3-6 other speakers, or music;
-sometimes a telephone band limit. The reference is the *direct* speech, labelled by a per-utterance
+sometimes a telephone band limit; sometimes digital silence at one end (padding). The reference is the *direct* speech, labelled by a per-utterance
 energy detector (pauses shorter than ``fill_gap`` inside an utterance count as speech, as in
 word-level meeting references). All source audio is decoded once into memory.
 """
@@ -56,7 +56,8 @@ class ChunkConfig:
     noise_p: tuple[float, float, float] = (0.35, 0.3, 0.35)  # P(coloured, babble, music)
     snr_db: tuple[float, float] = (5.0, 30.0)
     telephone_prob: float = 0.1
-    level_dbfs: tuple[float, float] = (-30.0, -1.0)  # peak level of the chunk
+    level_dbfs: tuple[float, float] = (-40.0, -1.0)  # peak level of the chunk
+    padding_prob: float = 0.08  # digital silence (0.2-3 s) at one end, as at the edges of a file
     fill_gap: float = 0.3
     silence_db: float = -35.0
 
@@ -260,6 +261,12 @@ class ChunkSimulator:
         if rng.random() < c.telephone_prob:
             mix = band_limit(mix, rng.uniform(100, 300), rng.uniform(3400, 4000))
         mix *= 10 ** (rng.uniform(*c.level_dbfs) / 20) / (np.abs(mix).max() + 1e-9)
+        if rng.random() < c.padding_prob:
+            cut = int(rng.uniform(0.2, 3.0) * SR / hop)
+            if rng.random() < 0.5:
+                mix[: cut * hop], masks[:, :cut] = 0, False
+            else:
+                mix[len(mix) - cut * hop :], masks[:, masks.shape[1] - cut :] = 0, False
         return mix.astype(np.float32), frame_labels(masks, self.frames, self.step)
 
     def _noise(self, rng: np.random.Generator, n: int) -> np.ndarray:

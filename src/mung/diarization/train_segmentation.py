@@ -113,7 +113,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
         model = SegmentationModel.create(SegmentationSpec(), config.seed)
     chunk = ChunkConfig(chunk_seconds=model.spec.chunk_seconds)
     bank = SpeechBank.from_dir(speech_dir, chunk.silence_db, chunk.fill_gap)
-    train_spk, val_spk = bank.split(config.val_speakers, config.seed)
+    train_spk, val_spk = bank.split(min(config.val_speakers, max(1, len(bank.speakers) // 5)), config.seed)
     music = load_music(noise_dir, config.music_clips, seed=config.seed)
     n_val_music = max(1, len(music) // 6) if len(music) > 1 else 0
     train_sim = ChunkSimulator(bank, train_spk, music[n_val_music:] or music, chunk)
