@@ -9,7 +9,7 @@ import sys
 import click
 
 from mung.batch import DEBUG_ENV
-from mung.cli import diarize, music, score, speaker
+from mung.cli import diarize, music, score, speaker, view
 from mung.cli.groups import hidden_alias
 from mung.errors import MungError
 
@@ -26,6 +26,7 @@ diarize.diarize_group.add_command(score.tune)
 cli.add_command(diarize.diarize_group)
 cli.add_command(speaker.speaker)
 cli.add_command(music.music)
+cli.add_command(view.view)
 cli.add_command(hidden_alias(score.score, "score"))  # now `mung diarize score`
 cli.add_command(hidden_alias(score.tune, "tune"))  # now `mung diarize tune`
 

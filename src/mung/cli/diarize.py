@@ -102,6 +102,8 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--json", is_flag=True, help="Also write DIR/<stem>.json.")
 @click.option("--plot", is_flag=True, help="Also write a timeline DIR/<stem>.png.")
 @click.option("--print", "print_", is_flag=True, help="Print who spoke when.")
+@click.option("--html", is_flag=True, help="Also write a results page DIR/index.html (see mung view).")
+@click.option("--ref", type=click.Path(), help="Reference RTTM for the --html page (errors, DER).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
@@ -138,12 +140,28 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     items = items_from_paths(list(audio))
     if out_dir is None and len(items) > 1:
         raise MungError("several inputs need --out DIR")
+    if opts["html"] and out_dir is None:
+        raise MungError("--html needs --out DIR (the page is written to DIR/index.html)")
     task = DiarizeTask(config, out_dir, opts["json"], opts["plot"], opts["print_"])
     if out_dir is not None:
         check_batch(task, items, opts["force"])  # refuse bad inputs before the config is saved
         _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
-    finish_batch(run_batch(task, items, jobs=opts["jobs"], force=opts["force"], engine=opts["engine"],
-                           address=opts["address"]))
+    report = run_batch(task, items, jobs=opts["jobs"], force=opts["force"], engine=opts["engine"],
+                       address=opts["address"])
+    if opts["html"]:
+        _write_page(out_dir, [it for it in items if it.uri in {*report.done, *report.skipped}], opts)
+    finish_batch(report)
+
+
+def _write_page(out_dir: Path, items: list, opts: dict) -> None:
+    """The results page of every finished recording (this run's and earlier runs', read back)."""
+    from mung.diarization.rttm import Diarization, read_rttm
+    from mung.view import write_diarization_page
+
+    results = [read_rttm(out_dir / f"{it.uri}.rttm").get(it.uri, Diarization(it.uri)) for it in items]
+    paths = {it.uri: it.path for it in items}
+    write_diarization_page(out_dir, results, paths, ref=opts["ref"], force=opts["force"])
+    click.echo(f"page written to {out_dir / 'index.html'} (or run: mung view {out_dir})", err=True)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -231,3 +249,31 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
     click.echo(f"{config.method} model ({m.dim}-d {result.meta['encoder']} embeddings, {result.recordings} "
                f"recordings, p_change {m.p_change:.3f}, crp_alpha {m.crp_alpha:.2f}, "
                f"final NLL {result.curve[-1]:.1f}) → {out}")
+
+
+@diarize_group.command(name="train-segmentation")
+@click.option("--speech", required=True, type=click.Path(), help="Single-speaker utterances (SPEAKER/*.ogg).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Model file to write (.safetensors).")
+@click.option("--noise", type=click.Path(), help="Audio used as background music/noise.")
+@click.option("--audio-dir", type=click.Path(), help="Real recordings to mix in (uri = file stem).")
+@click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
+@click.option("--init", type=click.Path(), help="Start from this model (fine-tune), e.g. 'default'.")
+@click.option("--minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Torch threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing model.")
+def train_segmentation_cmd(speech: str, out: str, noise: str | None, audio_dir: str | None, ref: str | None,
+                           init: str | None, minutes: float, lr: float, threads: int, seed: int,
+                           force: bool) -> None:
+    """Train the local speaker-segmentation model on simulated meetings (+ optional real RTTM data)."""
+    from tqdm import tqdm
+
+    from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
+
+    config = SegmentationTrainConfig(minutes=minutes, lr=lr, threads=threads, seed=seed)
+    m = train_segmentation(speech, out, noise, audio_dir, ref, config, init, force,
+                           log=lambda s: click.echo(s, err=True),
+                           progress=lambda **kw: tqdm(file=sys.stderr, **kw))
+    click.echo(f"segmentation model → {out} ({m['steps']} steps; best validation loss {m['best_loss']:.4f}; "
+               f"last: overlap P/R {m['overlap_precision']}/{m['overlap_recall']} %)")

@@ -119,8 +119,11 @@ def train(data, out_dir, model_args, normalisation, force, config_file, show_con
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (processes or Ray actors).")
 @click.option("--force", is_flag=True, help="Overwrite --out (with --dataset: start it over).")
+@click.option("--html", "html_dir", type=click.Path(), help="Also write a results page DIR/index.html.")
+@click.option("--labels", type=click.Path(), help="Labels CSV shown beside the predictions (--html).")
 @catalogue_options
-def tag(items, fmt, weights, threshold, top, out_file, jobs, force, engine, address, dataset):
+def tag(items, fmt, weights, threshold, top, out_file, jobs, force, html_dir, labels, engine, address,
+        dataset):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
     several = weighted ensemble). A bad or silent file is one error line; the others are tagged."""
     from mung.batch import run_batch
@@ -144,12 +147,18 @@ def tag(items, fmt, weights, threshold, top, out_file, jobs, force, engine, addr
     task = TagTask(ckpts, _weights(weights), threshold)
     batch = tag_items(inputs)
     report = run_batch(task, batch, jobs=jobs, engine=engine, address=address)
-    text = format_rows(task.ordered_rows(batch), fmt, top)
+    rows = task.ordered_rows(batch)
+    text = format_rows(rows, fmt, top)
     if out_file and report.done:
         write_text(out_file, text + "\n", force)
         click.echo(f"wrote {out_file}")
     elif report.done:
         click.echo(text)
+    if html_dir and report.done:
+        from mung.view import write_music_page
+
+        write_music_page(html_dir, rows, labels=labels, force=force)
+        click.echo(f"page written to {Path(html_dir) / 'index.html'} (or: mung view {html_dir})", err=True)
     finish_batch(report)
 
 
