@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from mung.cli.voiceprints import COMMANDS as VOICEPRINT_COMMANDS
+
 
 def _model_spec(model: str) -> str:
     """``default``/``resemblyzer``, ``kind:arg``, or a bare checkpoint path (→ ``resnetse34l:PATH``)."""
@@ -48,7 +50,8 @@ def encoder_options(f: Callable) -> Callable:
 
 @click.group()
 def speaker() -> None:
-    """Speaker embeddings: build lists, train ResNetSE34L, embed files, evaluate trials."""
+    """Speaker embeddings: build lists, train ResNetSE34L, embed files, evaluate trials; known
+    speakers: enroll, list, remove, identify."""
 
 
 @speaker.command("make-lists")
@@ -192,3 +195,7 @@ def eval_cmd(
             },
             force,
         )
+
+
+for _command in VOICEPRINT_COMMANDS:
+    speaker.add_command(_command)

@@ -11,11 +11,13 @@ import numpy as np
 from mung import audio
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
+from mung.diarization.naming import NamingConfig, name_clusters, rename
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
 from mung.speaker.encoder import SpeakerEncoder, l2_normalize, load_encoder
+from mung.speaker.voiceprints import VoiceprintDB
 
 
 @dataclass
@@ -43,12 +45,14 @@ class DiarizationConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     resegment: ResegmentConfig = field(default_factory=ResegmentConfig)
+    naming: NamingConfig = field(default_factory=NamingConfig)
 
     def validate(self) -> None:
         self.dereverb.validate()
         self.vad.validate()
         self.windows.validate()
         self.clustering.validate()
+        self.naming.validate()
 
 
 @dataclass
@@ -92,6 +96,10 @@ class Diarizer:
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
                              front_end(self.config))
+        self.voiceprints: VoiceprintDB | None = None
+        if self.config.naming.speakers:
+            self.voiceprints = VoiceprintDB(self.config.naming.speakers, must_exist=True)
+            self.voiceprints.check_encoder(self.encoder.name, self.encoder.dim)
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""
@@ -105,13 +113,23 @@ class Diarizer:
         emb = self.encoder.embed_spans(wav, windows)
         return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb)
 
-    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
-        """Cluster and resegment ``embedded`` (optionally with other clustering settings)."""
+    def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
+        """Speaker label of each window of ``embedded``."""
         config = config or self.config
         w = embedded.windows
-        labels = cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
-        turns = resegment(w, labels, config.resegment)
-        return Diarization(embedded.uri, turns, embedded.duration)
+        return cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
+
+    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
+        """Cluster and resegment ``embedded`` (optionally with other clustering settings); with
+        enrolled speakers, clusters matching one are given its name."""
+        config = config or self.config
+        labels = self.cluster_windows(embedded, config)
+        turns = resegment(embedded.windows, labels, config.resegment)
+        result = Diarization(embedded.uri, turns, embedded.duration)
+        if self.voiceprints is not None:
+            naming = name_clusters(embedded.embeddings, labels, self.voiceprints, config.naming.threshold)
+            result = rename(result, naming.names)
+        return result
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
         return self.assign(self.embed(source, uri))
