@@ -17,10 +17,10 @@ from mung.audio import SAMPLE_RATE, load
 from mung.diarization.naming import match, name_clusters, rename, utterance_embedder
 from mung.diarization.rttm import Diarization, Turn
 from mung.diarization.simulate import SimulationConfig, simulate
-from mung.speaker.encoder import l2_normalize
+from mung.speaker.encoder import l2_normalize, load_encoder
 from mung.speaker.evaluate import embed_wav
 from mung.speaker.halves import split_eer
-from mung.speaker.utterance import UtteranceEmbedder
+from mung.speaker.utterance import UtteranceConfig, UtteranceEmbedder
 from mung.speaker.voiceprints import Voiceprint, VoiceprintDB
 
 # two women and two men (speakers.csv), so a short simulated conversation separates them reliably
@@ -55,16 +55,21 @@ def split_audio(speech, tmp_path_factory) -> tuple[Path, Path]:
     return root / "enrol", root / "rest"
 
 
-def test_span_shorter_than_a_window_equals_the_single_window_embedding(speech, embedder):
-    wav = utterance(speech, "103")
-    plain = UtteranceEmbedder(embedder.encoder)  # no speech detector: the span as it is
-    for span in ([[2.0, 3.2]], [[5.0, 5.9]], [[0.0, 1.6]]):  # not longer than one 1.6-s window
-        np.testing.assert_allclose(plain(wav, span), embedder.encoder.embed_spans(wav, span), atol=1e-5)
+def test_span_shorter_than_a_window_equals_the_single_window_embedding(speech, one_thread):
+    wav, encoder = utterance(speech, "103"), load_encoder()
+    levelled = UtteranceEmbedder(encoder, config=UtteranceConfig(loudness="window"))
+    plain = UtteranceEmbedder(encoder)  # no speech detector: the span as it is
+    assert levelled.encoder.span_loudness and not plain.encoder.span_loudness
+    for a, b in ((2.0, 3.2), (5.0, 5.9), (0.0, 1.6)):  # not longer than one 1.6-s window
+        span = [[a, b]]
+        np.testing.assert_allclose(levelled(wav, span), levelled.encoder.embed_spans(wav, span), atol=1e-5)
+        loud = wav * (0.1 / np.sqrt(np.mean(wav[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] ** 2)))
+        np.testing.assert_allclose(plain(loud, span), plain.encoder.embed_spans(loud, span), atol=1e-5)
     long = np.array([[1.0, 5.0]])  # 4 s: windows at 1.0, 1.8, 2.6 and the last aligned to the end, 3.4
     windows = np.array([[1.0, 2.6], [1.8, 3.4], [2.6, 4.2], [3.4, 5.0]])
-    expected = l2_normalize(embedder.encoder.embed_spans(wav, windows).mean(0))
-    np.testing.assert_allclose(plain(wav, long)[0], expected, atol=1e-5)
-    assert not np.allclose(plain(wav, long)[0], embedder.encoder.embed_spans(wav, long)[0], atol=1e-3)
+    expected = l2_normalize(levelled.encoder.embed_spans(wav, windows).mean(0))
+    np.testing.assert_allclose(levelled(wav, long)[0], expected, atol=1e-5)
+    assert not np.allclose(levelled(wav, long)[0], levelled.encoder.embed_spans(wav, long)[0], atol=1e-3)
 
 
 def test_utterance_embedding_beats_the_whole_span_embedding_on_real_trials(speech, embedder):
