@@ -31,8 +31,9 @@ from mung.errors import MungError
 from mung.io import write_text
 from mung.speaker.encoder import load_encoder
 from mung.speaker.evaluate import DurationResult, embed_wav, evaluate_trials
-from mung.speaker.halves import split_eer
+from mung.speaker.halves import split_scores, threshold_at
 from mung.speaker.lists import make_lists, read_trials
+from mung.speaker.metrics import eer
 from mung.speaker.train import TrainConfig, train
 from mung.speaker.utterance import UtteranceConfig, UtteranceEmbedder
 
@@ -89,21 +90,27 @@ def split_protocol(args: argparse.Namespace) -> str:
         ("… no silence trimming", UtteranceConfig(trim_silence=False)),
         ("… 75 % overlap", UtteranceConfig(overlap=0.75)),
         ("… short spans tiled to 1.6 s", UtteranceConfig(short="tile")),
+        ("… every window levelled to -30 dBFS instead of the span", UtteranceConfig(loudness="window")),
     ]:
-        variant = UtteranceEmbedder(trimmed.encoder, trimmed.speech, config)
+        variant = UtteranceEmbedder(load_encoder(), trimmed.speech, config)
         rows.append((label, lambda ws, v=variant: v.embed_waveforms(ws).embeddings))
     lines = ["| embedding | EER test 1 s | EER test 3 s | s per min of audio |", "|---|---|---|---|"]
+    calibration = ""
     for label, fn in rows:
         t0 = time.time()
-        res = split_eer(wavs, fn)
+        res = split_scores(wavs, fn)
         secs = (time.time() - t0) / minutes
-        lines.append(f"| {label} | {res[1.0]:.2f} % | {res[3.0]:.2f} % | {secs:.2f} |")
+        e1, e3 = (100 * eer(*res[d]) for d in (1.0, 3.0))
+        lines.append(f"| {label} | {e1:.2f} % | {e3:.2f} % | {secs:.2f} |")
         print(lines[-1], flush=True)
+        if "(default)" in label:
+            calibration = " Default row, cosine threshold at 1 % false acceptance: " + ", ".join(
+                f"{threshold_at(*res[d], 0.01):.3f} ({d:g}-s tests)" for d in res) + "."
     setup = (f"{len(wavs)} speakers of `{args.split_data.name}` (one utterance each, {minutes:.0f} min): "
              "enrolment on the first half of each utterance, test on the 1-s / 3-s centre crop of the "
              f"second half, every enrolment against every test ({len(wavs)}² trials, {len(wavs)} target), "
              f"cosine. Time: embedding all halves and crops on CPU, 1 thread, {platform.machine()}, "
-             "a shared machine (compare rows, not machines).")
+             "a shared machine (compare rows, not machines)." + calibration)
     return "\n".join(lines) + "\n\n" + setup
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from mung.audio import SAMPLE_RATE
 from mung.errors import MungError
 from mung.speaker.evaluate import crop_spans
-from mung.speaker.metrics import eer
+from mung.speaker.metrics import eer, error_rates
 
 WaveEmbedder = Callable[[list[np.ndarray]], np.ndarray]
 """Waveforms → ``[n, dim]`` unit-norm embeddings (one per waveform)."""
@@ -38,20 +38,32 @@ def all_vs_all(enrol: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndar
     return scores.ravel(), np.eye(len(enrol), dtype=bool).ravel()
 
 
+def split_scores(
+    wavs: Sequence[np.ndarray],
+    embed_enrol: WaveEmbedder,
+    embed_test: WaveEmbedder | None = None,
+    durations: Sequence[float] = (1.0, 3.0),
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """(scores, labels) of all trials per test duration; ``wavs`` holds one utterance per speaker."""
+    if len(wavs) < 2:
+        raise MungError("split-utterance trials need at least two speakers")
+    embed_test = embed_test or embed_enrol
+    parts = [halves(w) for w in wavs]
+    enrol = embed_enrol([a for a, _ in parts])
+    return {d: all_vs_all(enrol, embed_test([centre_crop(b, d) for _, b in parts])) for d in durations}
+
+
 def split_eer(
     wavs: Sequence[np.ndarray],
     embed_enrol: WaveEmbedder,
     embed_test: WaveEmbedder | None = None,
     durations: Sequence[float] = (1.0, 3.0),
 ) -> dict[float, float]:
-    """EER (percent) per test duration; ``wavs`` holds one utterance per speaker."""
-    if len(wavs) < 2:
-        raise MungError("split-utterance EER needs at least two speakers")
-    embed_test = embed_test or embed_enrol
-    parts = [halves(w) for w in wavs]
-    enrol = embed_enrol([a for a, _ in parts])
-    out = {}
-    for d in durations:
-        test = embed_test([centre_crop(b, d) for _, b in parts])
-        out[d] = 100 * eer(*all_vs_all(enrol, test))
-    return out
+    """EER (percent) per test duration."""
+    return {d: 100 * eer(*st) for d, st in split_scores(wavs, embed_enrol, embed_test, durations).items()}
+
+
+def threshold_at(scores: np.ndarray, labels: np.ndarray, false_accept: float) -> float:
+    """The lowest score threshold whose false-acceptance rate is at most ``false_accept``."""
+    thr, _, fpr = error_rates(scores, labels)
+    return float(thr[int(np.argmax(fpr <= false_accept))])
