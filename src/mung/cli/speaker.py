@@ -144,10 +144,12 @@ def train(threads: int, resume: bool, force: bool, **opts) -> None:
 def embed(
     audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
 ) -> None:
-    """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
+    """Write OUT/<stem>.npy (one embedding vector per audio file: partial windows over its speech)."""
+    from mung.diarization.naming import speech_detector
     from mung.speaker.embed import embed_files
 
-    paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
+    paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force,
+                        speech=speech_detector())
     click.echo(f"{len(paths)} embeddings written to {out_dir}/")
 
 
@@ -174,15 +176,15 @@ def eval_cmd(
     """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
     from dataclasses import asdict
 
+    from mung.diarization.naming import utterance_embedder
     from mung.io import check_writable, write_json
-    from mung.speaker.encoder import load_encoder
     from mung.speaker.evaluate import evaluate_trials, format_results
     from mung.speaker.lists import read_trials
 
     if out_path:
         check_writable(out_path, force)
     trial_list = read_trials(trials, audio_root)
-    encoder = load_encoder(_model_spec(model), device, segment_aggregation=segment_aggregation)
+    encoder = utterance_embedder(_model_spec(model), device, segment_aggregation=segment_aggregation)
     results = evaluate_trials(encoder, trial_list, audio_root, _durations(durations), crops=crops)
     click.echo(format_results(results))
     if out_path:

@@ -11,6 +11,7 @@ simulated conversations of speakers disjoint from those reported (``benchmarks/n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -87,10 +88,16 @@ def rename(diarization: Diarization, names: dict[str, str]) -> Diarization:
     return replace(diarization, turns=turns)
 
 
-def utterance_embedder(model: str = "default", device: str = "cpu",
-                       vad: VADConfig | None = None) -> UtteranceEmbedder:
-    """The embedder enrolment and identification use: ``model`` windows, silence trimmed by
-    mung's speech detector (``vad``, the diarization default if ``None``)."""
+def speech_detector(vad: VADConfig | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """mung's speech detector as a function (``vad``: the diarization default if ``None``)."""
     vad = vad or VADConfig()
     vad.validate()
-    return UtteranceEmbedder(load_encoder(model, device), speech=lambda wav: detect_speech(wav, vad))
+    return lambda wav: detect_speech(wav, vad)
+
+
+def utterance_embedder(model: str = "default", device: str = "cpu", vad: VADConfig | None = None,
+                       segment_aggregation: bool = False) -> UtteranceEmbedder:
+    """The embedder of enrolment, identification, ``speaker embed`` and ``speaker eval``:
+    ``model`` partial windows over the speech mung's detector finds."""
+    encoder = load_encoder(model, device, segment_aggregation=segment_aggregation)
+    return UtteranceEmbedder(encoder, speech=speech_detector(vad))

@@ -78,7 +78,9 @@ def speech_pieces(regions: np.ndarray, start: float, end: float) -> np.ndarray:
 
 
 class UtteranceEmbedder:
-    """``UtteranceEmbedder(encoder, speech=detect)(wav, spans)`` → one unit vector per span."""
+    """``UtteranceEmbedder(encoder, speech=detect)(wav, spans)`` → one unit vector per span. It is
+    itself a :class:`~mung.speaker.encoder.SpeakerEncoder` (``embed_spans``), so it can stand in
+    for the encoder wherever whole files or long spans are embedded (``speaker embed``/``eval``)."""
 
     def __init__(
         self,
@@ -161,6 +163,9 @@ class UtteranceEmbedder:
         return UtteranceEmbedding(emb, seconds, split)
 
     def __call__(self, wav: np.ndarray, spans: np.ndarray | None = None) -> np.ndarray:
+        return self.embed(wav, spans).embeddings
+
+    def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
         return self.embed(wav, spans).embeddings
 
     def embed_waveforms(self, wavs: list[np.ndarray]) -> UtteranceEmbedding:
