@@ -28,7 +28,7 @@ import torch
 
 from mung import audio
 from mung.audio import SAMPLE_RATE
-from mung.diarization.naming import cluster_profiles, label, match, rename, utterance_embedder
+from mung.diarization.naming import match, rename, speech_profiles, utterance_embedder, window_profiles
 from mung.diarization.pipeline import Diarizer
 from mung.diarization.resegment import resegment
 from mung.diarization.rttm import Diarization
@@ -36,6 +36,7 @@ from mung.diarization.scoring import score
 from mung.diarization.simulate import SimulationConfig, simulate
 from mung.errors import MungError
 from mung.io import write_text
+from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB, voiceprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,9 @@ class Scored:
 
     ref: Diarization
     hyp: Diarization
-    ids: list[int]
-    profiles: np.ndarray
+    labels: list[str]
+    profiles: np.ndarray  # from the audio of each cluster's turns (the pipeline's way)
+    window_profiles: np.ndarray  # mean window embedding per cluster (the fallback)
 
 
 def split_speakers(data: Path, work: Path) -> dict[str, Path]:
@@ -98,8 +100,10 @@ def diarize_all(diarizer: Diarizer, recs: list) -> list[Scored]:
         emb = diarizer.embed(rec.wav, rec.uri)
         labels = diarizer.cluster_windows(emb)
         hyp = Diarization(rec.uri, resegment(emb.windows, labels, diarizer.config.resegment), emb.duration)
-        ids, profiles = cluster_profiles(emb.embeddings, labels) if len(labels) else ([], np.zeros((0, 1)))
-        out.append(Scored(rec.reference, hyp, ids, profiles))
+        names, profiles = speech_profiles(diarizer.profiler, rec.wav, hyp, emb.regions)
+        ids, windows = window_profiles(emb.embeddings, labels)
+        order = [ids.index(n) for n in names]
+        out.append(Scored(rec.reference, hyp, names, profiles, windows[order]))
     return out
 
 
@@ -112,12 +116,14 @@ def frames(d: Diarization, n: int) -> dict[str, np.ndarray]:
     return grid
 
 
-def naming_stats(scored: list[Scored], names: list[str], prints: np.ndarray, threshold: float) -> dict:
-    """Seconds of enrolled speech rightly named / wrongly named, non-enrolled speech named; DERs."""
+def naming_stats(scored: list[Scored], names: list[str], prints: np.ndarray, threshold: float,
+                 windows: bool = False) -> dict:
+    """Shares of enrolled speech rightly / wrongly named and of non-enrolled speech named."""
     right = wrong = enrolled = other = other_named = 0.0
     named_hyps = {}
     for s in scored:
-        mapping = {label(s.ids[r]): names[c] for r, c, _ in match(s.profiles, prints, threshold)}
+        profiles = s.window_profiles if windows else s.profiles
+        mapping = {s.labels[r]: names[c] for r, c, _ in match(profiles, prints, threshold)}
         hyp = rename(s.hyp, mapping)
         named_hyps[hyp.uri] = hyp
         n = int(np.ceil(max(s.ref.duration, hyp.duration) / FRAME)) + 1
@@ -153,6 +159,7 @@ def main() -> None:
     sets = {"calibration": speakers[0::2], "report": speakers[1::2]}
     embedder = utterance_embedder()
     diarizer = Diarizer()
+    diarizer.profiler = UtteranceEmbedder(diarizer.encoder)  # as the pipeline does with --speakers
     results = {}
     for i, (name, spks) in enumerate(sets.items()):
         db = VoiceprintDB(args.work / f"db-{name}")
@@ -168,22 +175,26 @@ def main() -> None:
         print(f"{name}: {len(spks)} speakers, {len(names)} enrolled, {len(recs)} conversations "
               f"({time.time() - t0:.0f} s)", flush=True)
     spks, names, prints, scored = results["calibration"]
-    errors = [naming_stats(scored, names, prints, t)["error"] for t in THRESHOLDS]
-    best = float(THRESHOLDS[int(np.argmin(errors))])
-    head = ("| speakers | threshold | enrolled speech named right | enrolled speech given another name | "
-            "non-enrolled speech given a name | naming error | DER unnamed | DER named |")
-    lines = [head, "|" + "---|" * 8]
+    best = {}
+    for windows in (False, True):
+        errors = [naming_stats(scored, names, prints, t, windows)["error"] for t in THRESHOLDS]
+        best[windows] = float(THRESHOLDS[int(np.argmin(errors))])
+    head = ("| speakers | cluster profile | threshold | enrolled speech named right | enrolled speech given "
+            "another name | non-enrolled speech given a name | naming error | DER unnamed | DER named |")
+    lines = [head, "|" + "---|" * 9]
     for name, (spks, names, prints, scored) in results.items():
-        for thr in sorted({best, 0.6, 0.7, 0.8}):
-            st = naming_stats(scored, names, prints, thr)
-            refs = {s.ref.uri: s.ref for s in scored}
-            der_plain = score(refs, {s.hyp.uri: s.hyp for s in scored})[1].der
-            der_named = score(refs, st["hyps"])[1].der
-            mark = " (calibrated)" if thr == best else ""
-            lines.append(f"| {name} ({len(spks)}, {len(names)} enrolled) | {thr:.2f}{mark} | "
-                         f"{100 * st['right']:.1f} % | {100 * st['misnamed']:.1f} % | "
-                         f"{100 * st['other_named']:.1f} % | {100 * st['error']:.1f} % | "
-                         f"{100 * der_plain:.2f} % | {100 * der_named:.2f} % |")
+        refs = {s.ref.uri: s.ref for s in scored}
+        der_plain = score(refs, {s.hyp.uri: s.hyp for s in scored})[1].der
+        for windows in (False, True):
+            kind = "mean of diarization windows" if windows else "turns re-embedded (default)"
+            for thr in sorted({best[windows], best[False]}):
+                st = naming_stats(scored, names, prints, thr, windows)
+                der_named = score(refs, st["hyps"])[1].der
+                mark = " (calibrated)" if thr == best[windows] else ""
+                lines.append(f"| {name} ({len(spks)}, {len(names)} enrolled) | {kind} | {thr:.2f}{mark} | "
+                             f"{100 * st['right']:.1f} % | {100 * st['misnamed']:.1f} % | "
+                             f"{100 * st['other_named']:.1f} % | {100 * st['error']:.1f} % | "
+                             f"{100 * der_plain:.2f} % | {100 * der_named:.2f} % |")
     setup = (f"{len(speakers)} speakers of `{args.data.name}`; even sorted positions calibrate, odd ones are "
              "reported; half of each set enrolled from the first half of their utterance; "
              f"{args.n} simulated conversations per set (2-4 speakers, 40-70 s, 40 % overlapping turns) "

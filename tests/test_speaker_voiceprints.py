@@ -14,7 +14,7 @@ import soundfile as sf
 from conftest import data_dir, run_cli
 
 from mung.audio import SAMPLE_RATE, load
-from mung.diarization.naming import match, name_clusters, rename, utterance_embedder
+from mung.diarization.naming import match, name_profiles, rename, utterance_embedder, window_profiles
 from mung.diarization.rttm import Diarization, Turn
 from mung.diarization.simulate import SimulationConfig, simulate
 from mung.speaker.encoder import l2_normalize, load_encoder
@@ -201,6 +201,12 @@ def test_bad_inputs_give_one_line(split_audio, speech, tmp_path, capsys):
     assert "no speaker enrolled" in run_cli(capsys, "speaker", "identify", short, "--db", empty)[2]
 
 
-def test_naming_skips_empty_inputs():
-    db = VoiceprintDB(Path("/nonexistent-db"))
-    assert name_clusters(np.ones((3, 4)), np.zeros(3, int), db, 0.5).names == {}
+def test_naming_skips_empty_inputs_and_scores_every_pair(tmp_path):
+    labels, profiles = window_profiles(np.eye(3)[[0, 0, 1]], np.array([0, 0, 1]))
+    assert labels == ["spk00", "spk01"]
+    assert name_profiles(labels, profiles, VoiceprintDB(tmp_path / "none"), 0.5).names == {}
+    db = VoiceprintDB(tmp_path / "db")
+    db.add(Voiceprint("ann", "x", 3, 2.0, np.eye(3)[1]))
+    naming = name_profiles(labels, profiles, db, 0.5)
+    assert naming.names == {"spk01": "ann"}
+    assert naming.scores == {"spk00": {"ann": 0.0}, "spk01": {"ann": 1.0}}

@@ -1,12 +1,14 @@
 """Known speakers in diarization: each cluster is given the name of at most one enrolled speaker.
 
-A cluster's profile is the unit-norm mean of its window embeddings (the windows are the partial
-windows of its speech, as in utterance embedding). Clusters and voiceprints are paired by an
-optimal assignment on cosine similarity (Hungarian method, ``scipy.optimize.linear_sum_assignment``),
-so two clusters never get one name and a strong match is not taken by a greedy earlier pick; a
-pair is named only when its score reaches ``threshold``, the rest keep ``spkNN``. Since names
-replace labels one-to-one, the DER is unchanged. The default threshold was calibrated on
-simulated conversations of speakers disjoint from those reported (``benchmarks/naming.py``).
+A cluster's profile is embedded like a voiceprint: partial windows over the cluster's turns, the
+speech's loudness raised as a whole (:class:`~mung.speaker.utterance.UtteranceEmbedder`), all its
+windows averaged; without the audio, the mean of its diarization window embeddings. Clusters and
+voiceprints are paired by an optimal assignment on cosine similarity (Hungarian method,
+``scipy.optimize.linear_sum_assignment``), so two clusters never get one name and a strong match
+is not taken by a greedy earlier pick; a pair is named only when its score reaches ``threshold``,
+the rest keep ``spkNN``. Since names replace labels one-to-one, the DER is unchanged. The default
+threshold was calibrated on simulated conversations of speakers disjoint from those reported
+(``benchmarks/naming.py``).
 """
 
 from __future__ import annotations
@@ -48,10 +50,24 @@ class Naming:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # spkNN → {name: score}
 
 
-def cluster_profiles(embeddings: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.ndarray]:
-    """Cluster ids and their unit-norm mean embeddings ``[k, dim]``."""
+def window_profiles(embeddings: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Cluster labels (``spkNN``) and their unit-norm mean window embeddings ``[k, dim]``."""
     ids = sorted(int(i) for i in np.unique(labels))
-    return ids, l2_normalize(np.stack([embeddings[labels == i].mean(0) for i in ids]))
+    return [label(i) for i in ids], l2_normalize(np.stack([embeddings[labels == i].mean(0) for i in ids]))
+
+
+def speech_profiles(embedder: UtteranceEmbedder, wav: np.ndarray, diarization: Diarization,
+                    regions: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """Speaker labels of ``diarization`` and a profile per label from the audio of its turns
+    (``regions``: the recording's speech regions, so the detector need not run again)."""
+    labels = diarization.speakers
+    if not labels:
+        return [], np.zeros((0, embedder.dim), np.float32)
+    turns = sorted(diarization.turns)
+    result = embedder.embed(wav, np.array([[t.start, t.end] for t in turns]), regions)
+    rows = [np.concatenate([p for p, t in zip(result.partials, turns, strict=True) if t.speaker == s])
+            for s in labels]
+    return labels, l2_normalize(np.stack([r.mean(0) for r in rows]))
 
 
 def match(profiles: np.ndarray, prints: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
@@ -69,17 +85,16 @@ def label(k: int) -> str:
     return f"spk{k:02d}"
 
 
-def name_clusters(embeddings: np.ndarray, labels: np.ndarray, db: VoiceprintDB, threshold: float) -> Naming:
-    """Names for the clusters of ``labels`` (window embeddings ``embeddings``, not centred)."""
-    if len(labels) == 0 or len(db) == 0:
+def name_profiles(labels: list[str], profiles: np.ndarray, db: VoiceprintDB, threshold: float) -> Naming:
+    """Names for the clusters ``labels`` with unit-norm ``profiles`` (rows)."""
+    if not labels or len(db) == 0:
         return Naming()
-    ids, profiles = cluster_profiles(np.asarray(embeddings, np.float64), np.asarray(labels))
     names, prints = db.matrix()
     scores = profiles @ prints.T
-    table = {label(k): {n: round(float(s), 4) for n, s in zip(names, row, strict=True)}
-             for k, row in zip(ids, scores, strict=True)}
-    pairs = match(profiles, prints.astype(np.float64), threshold)
-    return Naming({label(ids[r]): names[c] for r, c, _ in pairs}, table)
+    table = {k: {n: round(float(s), 4) for n, s in zip(names, row, strict=True)}
+             for k, row in zip(labels, scores, strict=True)}
+    pairs = match(profiles, prints.astype(profiles.dtype), threshold)
+    return Naming({labels[r]: names[c] for r, c, _ in pairs}, table)
 
 
 def rename(diarization: Diarization, names: dict[str, str]) -> Diarization:

@@ -11,12 +11,13 @@ import numpy as np
 from mung import audio
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
-from mung.diarization.naming import NamingConfig, name_clusters, rename
+from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
 from mung.speaker.encoder import SpeakerEncoder, l2_normalize, load_encoder
+from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 
 
@@ -64,6 +65,7 @@ class Embedded:
     regions: np.ndarray
     windows: np.ndarray
     embeddings: np.ndarray
+    wav: np.ndarray | None = None  # kept only to name known speakers
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -100,6 +102,7 @@ class Diarizer:
         if self.config.naming.speakers:
             self.voiceprints = VoiceprintDB(self.config.naming.speakers, must_exist=True)
             self.voiceprints.check_encoder(self.encoder.name, self.encoder.dim)
+            self.profiler = UtteranceEmbedder(self.encoder)  # profiles embedded as voiceprints are
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""
@@ -111,7 +114,8 @@ class Diarizer:
         regions = detect_speech(wav, self.config.vad)
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
-        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb)
+        keep = wav if self.voiceprints is not None else None
+        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
         """Speaker label of each window of ``embedded``."""
@@ -126,8 +130,12 @@ class Diarizer:
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
         result = Diarization(embedded.uri, turns, embedded.duration)
-        if self.voiceprints is not None:
-            naming = name_clusters(embedded.embeddings, labels, self.voiceprints, config.naming.threshold)
+        if self.voiceprints is not None and len(labels):
+            if embedded.wav is not None:
+                profiles = speech_profiles(self.profiler, embedded.wav, result, embedded.regions)
+            else:
+                profiles = window_profiles(embedded.embeddings, labels)
+            naming = name_profiles(*profiles, self.voiceprints, config.naming.threshold)
             result = rename(result, naming.names)
         return result
 
