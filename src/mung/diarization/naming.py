@@ -26,7 +26,7 @@ from mung.speaker.encoder import l2_normalize, load_encoder
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 
-NAMING_THRESHOLD = 0.75
+NAMING_THRESHOLD = 0.79
 
 
 @dataclass
