@@ -35,7 +35,7 @@ from mung.diarization.rttm import Diarization
 from mung.diarization.scoring import score
 from mung.diarization.simulate import SimulationConfig, simulate
 from mung.errors import MungError
-from mung.io import write_text
+from mung.outputs import write_text
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB, voiceprint
 

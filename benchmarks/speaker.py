@@ -28,13 +28,14 @@ from mung import audio
 from mung.audio import SAMPLE_RATE
 from mung.diarization.naming import utterance_embedder
 from mung.errors import MungError
-from mung.io import write_text
-from mung.speaker.encoder import load_encoder
-from mung.speaker.evaluate import DurationResult, embed_wav, evaluate_trials
+from mung.outputs import write_text
+from mung.speaker.embedding import embed_wav
+from mung.speaker.encoders import load_encoder
+from mung.speaker.evaluate import DurationResult, evaluate_trials
 from mung.speaker.halves import split_scores, threshold_at
 from mung.speaker.lists import make_lists, read_trials
 from mung.speaker.metrics import eer
-from mung.speaker.train import TrainConfig, train
+from mung.speaker.train import SpeakerTrainConfig, train
 from mung.speaker.utterance import UtteranceConfig, UtteranceEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +132,7 @@ def build_lists(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
 
 
 def train_model(args: argparse.Namespace, train_list: Path, root: Path, name: str, sa: bool) -> Path:
-    cfg = TrainConfig(
+    cfg = SpeakerTrainConfig(
         str(train_list),
         str(root),
         str(args.work / name),

@@ -13,12 +13,13 @@ import pytest
 import soundfile as sf
 from conftest import data_dir, run_cli
 
+from mung.arrays import l2_normalize
 from mung.audio import SAMPLE_RATE, load
 from mung.diarization.naming import match, name_profiles, rename, utterance_embedder, window_profiles
 from mung.diarization.rttm import Diarization, Turn
 from mung.diarization.simulate import SimulationConfig, simulate
-from mung.speaker.encoder import l2_normalize, load_encoder
-from mung.speaker.evaluate import embed_wav
+from mung.speaker.embedding import embed_wav
+from mung.speaker.encoders import load_encoder
 from mung.speaker.halves import split_eer
 from mung.speaker.utterance import UtteranceConfig, UtteranceEmbedder
 from mung.speaker.voiceprints import Voiceprint, VoiceprintDB

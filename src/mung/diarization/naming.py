@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mung.arrays import l2_normalize
+from mung.config import NONE, Config, Interval, Type, param
 from mung.diarization.rttm import Diarization, Turn
 from mung.diarization.vad import VADConfig, detect_speech
-from mung.errors import MungError
-from mung.speaker.encoder import l2_normalize, load_encoder
+from mung.speaker.encoders import load_encoder
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 
@@ -30,16 +32,14 @@ NAMING_THRESHOLD = 0.79
 
 
 @dataclass
-class NamingConfig:
+class NamingConfig(Config):
     """``speakers``: a voiceprint database folder (``mung speaker enroll``); ``threshold``: the
     cosine score a cluster needs to be given an enrolled name."""
 
-    speakers: str | None = None
-    threshold: float = NAMING_THRESHOLD
+    section: ClassVar[str] = "naming"
 
-    def validate(self) -> None:
-        if not -1 <= self.threshold <= 1:
-            raise MungError(f"naming.threshold is a cosine score in [-1, 1], got {self.threshold}")
+    speakers: str | None = param(None, NONE, Type(str))
+    threshold: float = param(NAMING_THRESHOLD, Interval(float, -1, 1))
 
 
 @dataclass

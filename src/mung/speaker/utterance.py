@@ -4,7 +4,7 @@ A speaker encoder trained on short crops (GE2E on 1.6-s partials, Wan et al., IC
 a long span badly when its network runs over the whole span once. ``resemblyzer``'s own
 ``VoiceEncoder.embed_utterance`` instead trims long silences, normalises loudness and averages
 1.6-s windows with 50 % overlap. :class:`UtteranceEmbedder` does the same for any
-:class:`~mung.speaker.encoder.SpeakerEncoder`, batched over many spans at once, with silence
+:class:`~mung.speaker.encoders.SpeakerEncoder`, batched over many spans at once, with silence
 trimmed by a speech detector the caller passes in (mung's VAD; the speaker layer does not import
 the diarization layer) and each span's loudness raised to -30 dBFS as a whole (not window by
 window: the GE2E network reads power mel spectra, and per-window levelling cost 1.5 points of EER
@@ -18,21 +18,23 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
+from mung.arrays import fit_length, l2_normalize
 from mung.audio import SAMPLE_RATE
+from mung.config import Config, Interval, Options, Type, param
 from mung.errors import MungError
-from mung.speaker.encoder import SpeakerEncoder, l2_normalize
+from mung.speaker.encoders import SpeakerEncoder
 from mung.speaker.models import segment_bounds
 
 SpeechDetector = Callable[[np.ndarray], np.ndarray]
 """A 16 kHz mono waveform → its speech regions, ``[n, 2]`` seconds (e.g. mung's VAD)."""
 
 
-@dataclass(frozen=True)
-class UtteranceConfig:
+@dataclass
+class UtteranceConfig(Config):
     """``window`` seconds with ``overlap`` (fraction) between neighbours; the last window is
     aligned to the span's end, so no zero padding is embedded. ``short``: a span shorter than a
     window is embedded as it is (``plain``) or repeated up to the window length (``tile``).
@@ -41,23 +43,15 @@ class UtteranceConfig:
     each span's speech to ``target_dbfs`` if it is quieter (resemblyzer's ``preprocess_wav``) and
     asks the encoder not to level each window; ``window``: the encoder's own per-window levelling."""
 
-    window: float = 1.6
-    overlap: float = 0.5
-    short: Literal["plain", "tile"] = "plain"
-    trim_silence: bool = True
-    min_speech: float = 0.5
-    loudness: Literal["utterance", "window"] = "utterance"
-    target_dbfs: float = -30.0
+    section: ClassVar[str] = "utterance"
 
-    def validate(self) -> None:
-        if self.window <= 0:
-            raise MungError(f"utterance window must be positive, got {self.window}")
-        if not 0 <= self.overlap < 1:
-            raise MungError(f"utterance overlap must be in [0, 1), got {self.overlap}")
-        if self.short not in ("plain", "tile"):
-            raise MungError(f"utterance short-span rule must be 'plain' or 'tile', got {self.short!r}")
-        if self.loudness not in ("utterance", "window"):
-            raise MungError(f"utterance loudness must be 'utterance' or 'window', got {self.loudness!r}")
+    window: float = param(1.6, Interval(float, 0, None, "neither"))
+    overlap: float = param(0.5, Interval(float, 0, 1, "left"))
+    short: Literal["plain", "tile"] = param("plain", Options(("plain", "tile")))
+    trim_silence: bool = param(True, Type(bool))
+    min_speech: float = param(0.5, Interval(float, 0, None))
+    loudness: Literal["utterance", "window"] = param("utterance", Options(("utterance", "window")))
+    target_dbfs: float = param(-30.0, Interval(float, None, 0))
 
 
 @dataclass
@@ -79,7 +73,7 @@ def speech_pieces(regions: np.ndarray, start: float, end: float) -> np.ndarray:
 
 class UtteranceEmbedder:
     """``UtteranceEmbedder(encoder, speech=detect)(wav, spans)`` → one unit vector per span. It is
-    itself a :class:`~mung.speaker.encoder.SpeakerEncoder` (``embed_spans``), so it can stand in
+    itself a :class:`~mung.speaker.encoders.SpeakerEncoder` (``embed_spans``), so it can stand in
     for the encoder wherever whole files or long spans are embedded (``speaker embed``/``eval``)."""
 
     def __init__(
@@ -199,7 +193,7 @@ def _tile_short(
     for a, b in bounds:
         piece = compact[a:b]
         if 0 < len(piece) < win:
-            piece = np.tile(piece, int(np.ceil(win / len(piece))))[:win]
+            piece = fit_length(piece, win)
         parts.append(piece)
         out.append((at, at + len(piece)))
         at += len(piece)

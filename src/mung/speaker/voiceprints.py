@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from mung import audio
+from mung.arrays import l2_normalize
 from mung.errors import MungError
-from mung.io import write_json
-from mung.speaker.encoder import l2_normalize
+from mung.outputs import write_json
 from mung.speaker.utterance import UtteranceEmbedder
 
 FORMAT = "mung-voiceprint"
