@@ -74,7 +74,12 @@ def match(profiles: np.ndarray, prints: np.ndarray, threshold: float) -> list[tu
     """(profile row, voiceprint row, score) of the optimal one-to-one pairs scoring ≥ ``threshold``."""
     if len(profiles) == 0 or len(prints) == 0:
         return []
-    scores = profiles @ prints.T
+    return assign(profiles @ prints.T, threshold)
+
+
+def assign(scores: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """(row, column, score) of the one-to-one pairing of highest total ``scores``, keeping the
+    pairs that reach ``threshold``."""
     rows, cols = linear_sum_assignment(scores, maximize=True)
     return [(int(r), int(c), float(scores[r, c])) for r, c in zip(rows, cols, strict=True)
             if scores[r, c] >= threshold]
