@@ -28,6 +28,7 @@ def _overrides(opts: dict) -> dict:
         "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
         "min_duration": "resegment.min_duration",
+        "speakers": "naming.speakers", "naming_threshold": "naming.threshold",
     }
     out = {dotted: opts[name] for name, dotted in keys.items()}
     if opts["clustering"]:
@@ -99,6 +100,8 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--min-speakers", type=int)
 @click.option("--max-speakers", type=int)
 @click.option("--min-duration", type=float, help="Absorb turns shorter than this (s).")
+@click.option("--speakers", type=click.Path(), help="Voiceprint database: name enrolled speakers.")
+@click.option("--naming-threshold", type=float, help="Cosine score a cluster needs to get a name.")
 @click.option("--json", is_flag=True, help="Also write DIR/<stem>.json.")
 @click.option("--plot", is_flag=True, help="Also write a timeline DIR/<stem>.png.")
 @click.option("--print", "print_", is_flag=True, help="Print who spoke when.")
@@ -134,6 +137,12 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         run_dataset_job(task, audio, opts["dataset"], opts["engine"], opts["address"], opts["jobs"],
                         opts["force"])
         return
+    if config.naming.speakers:
+        from mung.speaker.voiceprints import VoiceprintDB
+
+        if not len(VoiceprintDB(config.naming.speakers, must_exist=True)):
+            click.echo(f"warning: {config.naming.speakers}: no speaker enrolled; clusters keep spkNN labels",
+                       err=True)
     out_dir = None if out in (None, "-") else Path(out)
     if out_dir is None and (opts["json"] or opts["plot"]):
         raise MungError("--json and --plot write files: give --out DIR")

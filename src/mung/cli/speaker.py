@@ -10,6 +10,7 @@ import click
 from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 from mung.cli.groups import hidden_alias
 from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
+from mung.cli.voiceprints import COMMANDS as VOICEPRINT_COMMANDS
 
 
 def _model_spec(model: str) -> str:
@@ -52,7 +53,8 @@ def encoder_options(f: Callable) -> Callable:
 
 @click.group()
 def speaker() -> None:
-    """Speaker embeddings: build lists, train ResNetSE34L, embed files, evaluate trials."""
+    """Speaker embeddings: build lists, train ResNetSE34L, embed files, evaluate trials; known
+    speakers: enroll, list, remove, identify."""
 
 
 @speaker.command("make-lists")
@@ -169,19 +171,20 @@ def embed(
     """Write OUT/<uri>.npy, one embedding per audio file (folders expand to their files; uri = file
     stem with whitespace replaced by '_'). Silent files are refused; a re-run skips finished files."""
     from mung.cli.common import finish_batch
+    from mung.diarization.naming import speech_detector
     from mung.errors import MungError
     from mung.speaker.embedding import embed_files
 
     if wants_dataset(engine, address, dataset):
         from mung.speaker.catalogue import EmbedTable
 
-        task = EmbedTable(_model_spec(model), segment_aggregation, device)
+        task = EmbedTable(_model_spec(model), segment_aggregation, device, speech=speech_detector())
         run_dataset_job(task, audio, dataset, engine, address, jobs, force)
         return
     if out_dir is None:
         raise MungError("give --out DIR (or --dataset DIR)")
     report = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force, jobs,
-                         engine=engine, address=address)
+                         engine=engine, address=address, speech=speech_detector())
     click.echo(f"{len(report.done)} embeddings written to {out_dir}/")
     finish_batch(report)
 
@@ -209,15 +212,15 @@ def eval_cmd(
     """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
     from dataclasses import asdict
 
+    from mung.diarization.naming import utterance_embedder
     from mung.outputs import check_writable, write_json
-    from mung.speaker.encoders import load_encoder
     from mung.speaker.evaluate import evaluate_trials, format_results
     from mung.speaker.lists import read_trials
 
     if out_path:
         check_writable(out_path, force)
     trial_list = read_trials(trials, audio_root)
-    encoder = load_encoder(_model_spec(model), device, segment_aggregation=segment_aggregation)
+    encoder = utterance_embedder(_model_spec(model), device, segment_aggregation=segment_aggregation)
     results = evaluate_trials(encoder, trial_list, audio_root, _durations(durations), crops=crops)
     click.echo(format_results(results))
     if out_path:
@@ -233,3 +236,5 @@ def eval_cmd(
 
 
 speaker.add_command(hidden_alias(eval_cmd, "eval"))  # the earlier spelling
+for _command in VOICEPRINT_COMMANDS:
+    speaker.add_command(_command)

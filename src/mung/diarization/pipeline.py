@@ -14,12 +14,15 @@ from mung.arrays import l2_normalize
 from mung.config import DEVICE, Config, Interval, Spec, Type, param
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
+from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.uisrnn import check_compatible, load_model
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
 from mung.speaker.encoders import SpeakerEncoder, load_encoder
+from mung.speaker.utterance import UtteranceEmbedder
+from mung.speaker.voiceprints import VoiceprintDB
 
 
 @dataclass
@@ -51,6 +54,7 @@ class DiarizationConfig(Config):
     embedding: EmbeddingConfig = param(factory=EmbeddingConfig)
     clustering: ClusteringConfig = param(factory=ClusteringConfig)
     resegment: ResegmentConfig = param(factory=ResegmentConfig)
+    naming: NamingConfig = param(factory=NamingConfig)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Embedded:
     regions: np.ndarray
     windows: np.ndarray
     embeddings: np.ndarray
+    wav: np.ndarray | None = None  # kept only to name known speakers
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -92,6 +97,11 @@ class Diarizer:
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
                              front_end(self.config))
+        self.voiceprints: VoiceprintDB | None = None
+        if self.config.naming.speakers:
+            self.voiceprints = VoiceprintDB(self.config.naming.speakers, must_exist=True)
+            self.voiceprints.check_encoder(self.encoder.name, self.encoder.dim)
+            self.profiler = UtteranceEmbedder(self.encoder)  # profiles embedded as voiceprints are
 
     def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
         """Speech regions, windows and window embeddings of one recording."""
@@ -103,15 +113,30 @@ class Diarizer:
         regions = detect_speech(wav, self.config.vad)
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
-        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb)
+        keep = wav if self.voiceprints is not None else None
+        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
 
-    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
-        """Cluster and resegment ``embedded`` (optionally with other clustering settings)."""
+    def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
+        """Speaker label of each window of ``embedded``."""
         config = config or self.config
         w = embedded.windows
-        labels = cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
-        turns = resegment(w, labels, config.resegment)
-        return Diarization(embedded.uri, turns, embedded.duration)
+        return cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
+
+    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
+        """Cluster and resegment ``embedded`` (optionally with other clustering settings); with
+        enrolled speakers, clusters matching one are given its name."""
+        config = config or self.config
+        labels = self.cluster_windows(embedded, config)
+        turns = resegment(embedded.windows, labels, config.resegment)
+        result = Diarization(embedded.uri, turns, embedded.duration)
+        if self.voiceprints is not None and len(labels):
+            if embedded.wav is not None:
+                profiles = speech_profiles(self.profiler, embedded.wav, result, embedded.regions)
+            else:
+                profiles = window_profiles(embedded.embeddings, labels)
+            naming = name_profiles(*profiles, self.voiceprints, config.naming.threshold)
+            result = rename(result, naming.names)
+        return result
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
         return self.assign(self.embed(source, uri))

@@ -12,10 +12,11 @@ from mung import audio
 from mung.batch import BatchItem, warn
 from mung.dataset import ModelId, TableTask, files_digest
 from mung.speaker.embedding import EmbedTask, embed_wav
+from mung.speaker.utterance import SpeechDetector
 
 
 class EmbedTable(TableTask):
-    """Whole-file embeddings (mean of chunk embeddings for long audio) with one encoder; silent
+    """Whole-file embeddings (partial windows over the speech ``speech`` finds) with one encoder; silent
     files are refused as in ``mung speaker embed``."""
 
     name = "embed"
@@ -23,9 +24,9 @@ class EmbedTable(TableTask):
     schema = pa.schema([("uri", pa.string()), ("path", pa.string()),
                         ("embedding", pa.list_(pa.float32()))])
 
-    def __init__(self, model: str = "default", segment_aggregation: bool = False, device: str = "cpu"
-                 ) -> None:
-        self.embedder = EmbedTask(Path("."), model, segment_aggregation, device)
+    def __init__(self, model: str = "default", segment_aggregation: bool = False, device: str = "cpu",
+                 speech: SpeechDetector | None = None) -> None:
+        self.embedder = EmbedTask(Path("."), model, segment_aggregation, device, speech=speech)
 
     def model_id(self) -> ModelId:
         model = self.embedder.model

@@ -17,6 +17,7 @@ from mung.arrays import l2_normalize
 from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, warn
 from mung.outputs import write_with
 from mung.speaker.encoders import SpeakerEncoder, load_encoder
+from mung.speaker.utterance import SpeechDetector, UtteranceEmbedder
 
 CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are averaged
 
@@ -33,23 +34,26 @@ def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = C
 
 @dataclass
 class EmbedTask:
-    """Embed each item into ``out_dir/<uri>.npy`` (float32 ``[dim]``)."""
+    """Embed each item into ``out_dir/<uri>.npy`` (float32 ``[dim]``): the mean of partial windows
+    over the speech ``speech`` finds."""
 
     out_dir: Path
     model: str = "default"
     segment_aggregation: bool = False
     device: str = "cpu"
+    speech: SpeechDetector | None = None  # trims silence before the partial windows (picklable)
     name: str = "embed"
 
     def __post_init__(self) -> None:
-        self._encoder: SpeakerEncoder | None = None
+        self._encoder: SpeakerEncoder | UtteranceEmbedder | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_encoder": None}  # workers load their own model
 
     def setup(self) -> None:
         if self._encoder is None:
-            self._encoder = load_encoder(self.model, self.device, self.segment_aggregation)
+            encoder = load_encoder(self.model, self.device, self.segment_aggregation)
+            self._encoder = UtteranceEmbedder(encoder, self.speech)  # partial windows over the speech
 
     def outputs(self, item: BatchItem) -> list[Path]:
         return [Path(self.out_dir) / f"{item.uri}.npy"]
@@ -78,9 +82,10 @@ def embed_files(
     progress: bool = True,
     engine: str = "local",
     address: str | None = None,
+    speech: SpeechDetector | None = None,
 ) -> BatchReport:
     """Embed every audio file of ``inputs`` (files or folders) → ``out_dir/<uri>.npy`` with the
     batch runner (checks before work, bad files reported and skipped, re-runs resume)."""
-    task = EmbedTask(Path(out_dir), model, segment_aggregation, device)
+    task = EmbedTask(Path(out_dir), model, segment_aggregation, device, speech=speech)
     return run_batch(task, items_from_paths(inputs), jobs=jobs, force=force, progress=progress,
                      engine=engine, address=address)

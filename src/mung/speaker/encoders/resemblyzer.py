@@ -19,8 +19,10 @@ from mung.torchutil import torch_threads
 class ResemblyzerEncoder:
     """GE2E (3-layer LSTM, 40 mel, 256-d) from the ``resemblyzer`` package, batched.
 
-    The mel spectrogram is computed once per minute of input and sliced per span; each span is
-    loudness-normalised to -30 dBFS as resemblyzer's own preprocessing does per utterance.
+    The mel spectrogram is computed once per minute of input and sliced per span; with
+    ``span_loudness`` each span is loudness-normalised to -30 dBFS (resemblyzer's target level,
+    which its preprocessing applies per utterance). Utterance embedding turns it off and
+    normalises whole utterances instead, which keeps the level differences between windows.
     """
 
     name = "resemblyzer"
@@ -28,6 +30,7 @@ class ResemblyzerEncoder:
     hop = 160
     target_dbfs = -30.0
     chunk_seconds = 60.0
+    span_loudness = True
 
     def __init__(self, device: str = "cpu", batch_size: int = 256, threads: int = 1) -> None:
         with warnings.catch_warnings():  # resemblyzer imports webrtcvad, which imports pkg_resources
@@ -71,7 +74,8 @@ class ResemblyzerEncoder:
                 s0 = (spans[idx, 0] * SAMPLE_RATE).astype(int)
                 s1 = np.maximum((spans[idx, 1] * SAMPLE_RATE).astype(int), s0 + 1)
                 power = np.array([np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1, strict=True)])
-                batch *= (target_power / power)[:, None, None].astype(np.float32)
+                if self.span_loudness:
+                    batch *= (target_power / power)[:, None, None].astype(np.float32)
                 out[idx] = self.model(torch.from_numpy(batch).to(self.device)).cpu().numpy()
         return out
 
