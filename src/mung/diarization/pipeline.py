@@ -11,6 +11,14 @@ import numpy as np
 from mung import audio
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
+from mung.diarization.overlap import (
+    LocalEmbedder,
+    LocalSegmenter,
+    LocalSpeakers,
+    SegmentationConfig,
+    load_segmenter,
+    local_turns,
+)
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.vad import VADConfig, detect_speech
@@ -37,6 +45,7 @@ class EmbeddingConfig:
 class DiarizationConfig:
     """Every setting of the pipeline; ``mung diarize --config`` reads the same keys from YAML."""
 
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     dereverb: DereverbConfig = field(default_factory=DereverbConfig)
     vad: VADConfig = field(default_factory=VADConfig)
     windows: WindowConfig = field(default_factory=WindowConfig)
@@ -45,6 +54,7 @@ class DiarizationConfig:
     resegment: ResegmentConfig = field(default_factory=ResegmentConfig)
 
     def validate(self) -> None:
+        self.segmentation.validate()
         self.dereverb.validate()
         self.vad.validate()
         self.windows.validate()
@@ -76,9 +86,12 @@ def front_end(config: DiarizationConfig) -> dict:
 
 
 class Diarizer:
-    """Loads the encoder once; call it on paths or waveforms. ``Diarizer(config)(path)``."""
+    """Loads the encoder (and the segmentation model) once; call it on paths or waveforms:
+    ``Diarizer(config)(path)``. ``segmenter`` replaces the model ``segmentation.model`` names."""
 
-    def __init__(self, config: DiarizationConfig | None = None) -> None:
+    def __init__(
+        self, config: DiarizationConfig | None = None, segmenter: LocalSegmenter | None = None
+    ) -> None:
         self.config = config or DiarizationConfig()
         self.config.validate()
         self.encoder: SpeakerEncoder = load_encoder(
@@ -86,6 +99,10 @@ class Diarizer:
             device=self.config.embedding.device,
             segment_aggregation=self.config.embedding.segment_aggregation,
         )
+        self.local: LocalEmbedder | None = None
+        if segmenter is not None or self.config.segmentation.enabled:
+            segmenter = segmenter or load_segmenter(self.config.segmentation.model)
+            self.local = LocalEmbedder(segmenter, self.encoder, self.config.segmentation)
         if self.config.clustering.method == "uisrnn":
             from mung.diarization.uisrnn import check_compatible, load_model
 
@@ -93,21 +110,31 @@ class Diarizer:
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
                              front_end(self.config))
 
-    def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
-        """Speech regions, windows and window embeddings of one recording."""
+    def embed(
+        self, source: str | os.PathLike | np.ndarray, uri: str | None = None
+    ) -> Embedded | LocalSpeakers:
+        """Local speakers and their embeddings (segmentation on), or speech regions, windows and
+        window embeddings (off), of one recording."""
         if isinstance(source, np.ndarray):
             wav, uri = source.astype(np.float32), uri or "audio"
         else:
             wav, uri = audio.load(source), uri or Path(source).stem
         wav = dereverberate(wav, self.config.dereverb)
+        if self.local is not None:
+            return self.local(wav, uri)
         regions = detect_speech(wav, self.config.vad)
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
         return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb)
 
-    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
+    def assign(
+        self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None
+    ) -> Diarization:
         """Cluster and resegment ``embedded`` (optionally with other clustering settings)."""
         config = config or self.config
+        if isinstance(embedded, LocalSpeakers):
+            turns = local_turns(embedded, config.segmentation, config.clustering, config.embedding.center)
+            return Diarization(embedded.uri, turns, embedded.duration)
         w = embedded.windows
         labels = cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
         turns = resegment(w, labels, config.resegment)
