@@ -281,3 +281,29 @@ def train_clustering_cmd(method: str, audio_dir: str, ref: str, out: str, config
     click.echo(f"{method} model ({model.dim}-d {meta['encoder']} embeddings, {len(data)} recordings, "
                f"p_change {model.p_change:.3f}, crp_alpha {model.crp_alpha:.2f}, "
                f"final NLL {curve[-1]:.1f}) → {out}")
+
+
+@diarize_group.command(name="train-segmentation")
+@click.option("--speech", required=True, type=click.Path(), help="Single-speaker utterances (SPEAKER/*.ogg).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Model file to write (.safetensors).")
+@click.option("--noise", type=click.Path(), help="Audio used as background music/noise.")
+@click.option("--audio-dir", type=click.Path(), help="Real recordings to mix in (uri = file stem).")
+@click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
+@click.option("--init", type=click.Path(), help="Start from this model (fine-tune), e.g. 'default'.")
+@click.option("--minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Torch threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing model.")
+def train_segmentation_cmd(speech: str, out: str, noise: str | None, audio_dir: str | None, ref: str | None,
+                           init: str | None, minutes: float, threads: int, seed: int, force: bool) -> None:
+    """Train the local speaker-segmentation model on simulated meetings (+ optional real RTTM data)."""
+    from tqdm import tqdm
+
+    from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
+
+    config = SegmentationTrainConfig(minutes=minutes, threads=threads, seed=seed)
+    m = train_segmentation(speech, out, noise, audio_dir, ref, config, init, force,
+                           log=lambda s: click.echo(s, err=True),
+                           progress=lambda **kw: tqdm(file=sys.stderr, **kw))
+    click.echo(f"segmentation model → {out} ({m['steps']} steps; best validation loss {m['best_loss']:.4f}; "
+               f"last: overlap P/R {m['overlap_precision']}/{m['overlap_recall']} %)")

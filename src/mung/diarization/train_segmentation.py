@@ -1,0 +1,184 @@
+"""Train the segmentation model on simulated meeting chunks (made on the fly from single-speaker
+utterances, see :mod:`mung.diarization.meetings`), optionally mixed with chunks of real
+RTTM-labelled recordings.
+
+Training runs for a wall-clock budget (``minutes``): AdamW, linear warm-up then cosine decay over
+the budget, permutation-invariant powerset cross entropy. Every ``val_every`` minutes the model is
+scored on a fixed set of chunks built from held-out speakers (and held-out music clips); the best
+model so far (by validation loss) is written atomically, so an interrupted run leaves a usable file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mung import audio
+from mung.diarization.meetings import ChunkConfig, ChunkSimulator, ReferenceChunks, SpeechBank, load_music
+from mung.diarization.rttm import read_rttm
+from mung.diarization.segmentation import (
+    FrameCounts,
+    SegmentationModel,
+    SegmentationSpec,
+    pit_powerset_loss,
+    powerset_to_multilabel,
+)
+from mung.errors import MungError
+from mung.io import check_writable
+
+
+@dataclass
+class SegmentationTrainConfig:
+    """``minutes``: wall-clock budget; ``max_steps``: optional step cap (tests);
+    ``real_fraction``: share of each batch drawn from real recordings when some are given."""
+
+    minutes: float = 60.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 100
+    val_speakers: int = 20
+    val_chunks: int = 256
+    val_every: float = 5.0
+    music_clips: int = 120
+    real_fraction: float = 0.5
+    threads: int = 1
+    seed: int = 0
+
+
+def _validation_set(sim: ChunkSimulator, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return sim.batch(np.random.default_rng(seed), n)
+
+
+def evaluate(model: SegmentationModel, wavs: np.ndarray, labels: np.ndarray, batch_size: int = 32
+             ) -> dict[str, float]:
+    """Validation loss and frame metrics (speech / overlap precision and recall, frame error)."""
+    model.net.eval()
+    counts, losses = FrameCounts(), []
+    with torch.inference_mode():
+        for i in range(0, len(wavs), batch_size):
+            logits = model.net(torch.from_numpy(wavs[i : i + batch_size]))
+            y = torch.from_numpy(labels[i : i + batch_size])
+            losses.append(float(pit_powerset_loss(logits, y)) * len(y))
+            hard = powerset_to_multilabel(torch.softmax(logits, -1).numpy(), soft=False)
+            for ref, hyp in zip(y.numpy(), hard, strict=True):
+                counts.add(ref, hyp)
+    return {"loss": round(sum(losses) / len(wavs), 4), **counts.metrics()}
+
+
+def _real_chunks(audio_dir: str | os.PathLike, ref: str | os.PathLike, chunk_seconds: float
+                 ) -> ReferenceChunks:
+    refs = read_rttm(ref)
+    paths = [p for p in audio.find_audio([audio_dir]) if p.stem in refs]
+    if not paths:
+        raise MungError(f"{audio_dir}: no audio file whose stem is a uri of {ref}")
+    return ReferenceChunks([(audio.load(p), refs[p.stem]) for p in paths], chunk_seconds)
+
+
+def train_segmentation(speech_dir: str | os.PathLike, out: str | os.PathLike,
+                       noise_dir: str | os.PathLike | None = None, audio_dir: str | os.PathLike | None = None,
+                       ref: str | os.PathLike | None = None, config: SegmentationTrainConfig | None = None,
+                       init: str | os.PathLike | None = None, force: bool = False,
+                       log: Callable[[str], None] = print, progress: Callable | None = None) -> dict:
+    """Train (or, from ``init``, fine-tune) a segmentation model and write the best one to ``out``.
+    ``noise_dir``: audio used as music background; ``audio_dir`` + ``ref``: real recordings with
+    an RTTM mixed into training. Returns the last validation metrics."""
+    config = config or SegmentationTrainConfig()
+    out = Path(out)
+    check_writable(out, force)
+    if (audio_dir is None) != (ref is None):
+        raise MungError("fine-tuning needs both --audio-dir and --ref")
+    before = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _train(speech_dir, out, noise_dir, audio_dir, ref, config, init, log, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: SegmentationTrainConfig, init,
+           log: Callable[[str], None], progress: Callable | None) -> dict:
+    t0 = time.monotonic()
+    if init:
+        model = SegmentationModel.load(init)
+    else:
+        model = SegmentationModel.create(SegmentationSpec(), config.seed)
+    chunk = ChunkConfig(chunk_seconds=model.spec.chunk_seconds)
+    bank = SpeechBank.from_dir(speech_dir, chunk.silence_db, chunk.fill_gap)
+    train_spk, val_spk = bank.split(min(config.val_speakers, max(1, len(bank.speakers) // 5)), config.seed)
+    music = load_music(noise_dir, config.music_clips, seed=config.seed)
+    n_val_music = max(1, len(music) // 6) if len(music) > 1 else 0
+    train_sim = ChunkSimulator(bank, train_spk, music[n_val_music:] or music, chunk)
+    val_sim = ChunkSimulator(bank, val_spk, music[:n_val_music] or music, chunk)
+    real = _real_chunks(audio_dir, ref, chunk.chunk_seconds) if audio_dir else None
+    val_wav, val_lab = _validation_set(val_sim, config.val_chunks, config.seed + 1)
+    n_real = f"{len(real.recordings)} real recordings, " if real else ""
+    n_par = sum(p.numel() for p in model.net.parameters())
+    log(f"{len(train_spk)} training / {len(val_spk)} validation speakers, {len(music)} music clips, "
+        f"{n_real}{n_par} parameters; data ready in {time.monotonic() - t0:.0f} s")
+
+    net = model.net
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed + 2)
+    budget = config.minutes * 60
+    start = last_val = time.monotonic()
+    step, ema, best, metrics = 0, None, math.inf, {}
+    bar = progress(total=int(budget), unit="s", desc="training") if progress else None
+    history = []
+    while True:
+        elapsed = time.monotonic() - start
+        frac = elapsed / budget
+        if config.max_steps is not None:
+            frac = max(frac, step / config.max_steps)
+        done = frac >= 1
+        if done or time.monotonic() - last_val >= config.val_every * 60:
+            metrics = evaluate(model, val_wav, val_lab)
+            history.append({"step": step, "minutes": round(elapsed / 60, 1), "train_loss": ema, **metrics})
+            line = (f"step {step} ({elapsed / 60:.1f} min): train {ema if ema is None else round(ema, 4)}, "
+                    + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+            (bar.write if bar else log)(line)
+            if metrics["loss"] < best:
+                best = metrics["loss"]
+                extra = {"trained": {"steps": step, "minutes": round(elapsed / 60, 1),
+                                     "config": asdict(config), "chunks": asdict(chunk), "validation": metrics,
+                                     "real_recordings": len(real.recordings) if real else 0,
+                                     "init": str(init) if init else None}}
+                model.save(out, extra, force=True)
+            last_val = time.monotonic()
+            net.train()
+            if done:
+                break
+        decay = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) * decay
+        for group in opt.param_groups:
+            group["lr"] = lr
+        k_real = int(round(config.batch_size * config.real_fraction)) if real else 0
+        wav, lab = train_sim.batch(rng, config.batch_size - k_real)
+        if k_real:
+            pairs = [real.example(rng) for _ in range(k_real)]
+            wav = np.concatenate([wav, np.stack([p[0] for p in pairs])])
+            lab = np.concatenate([lab, np.stack([p[1] for p in pairs])])
+        loss = pit_powerset_loss(net(torch.from_numpy(wav)), torch.from_numpy(lab))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        value = float(loss.detach())
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if bar:
+            bar.n = min(int(time.monotonic() - start), int(budget))
+            bar.set_postfix(step=step, loss=f"{ema:.3f}", refresh=False)
+            bar.update(0)
+    if bar:
+        bar.close()
+    log(f"best validation loss {best:.4f}; model written to {out}")
+    return {**metrics, "best_loss": best, "steps": step, "history": history}
