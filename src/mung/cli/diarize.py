@@ -26,12 +26,16 @@ def _overrides(opts: dict) -> dict:
         "linkage": "clustering.linkage", "dereverb": "dereverb.method",
         "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
-        "min_duration": "resegment.min_duration",
+        "min_duration": "resegment.min_duration", "segmentation": "segmentation.model",
     }
     out = {dotted: opts[name] for name, dotted in keys.items()}
     if opts["clustering"]:
         method, _, model = opts["clustering"].partition(":")
         out["clustering.method"], out["clustering.model"] = method, model or None
+        if method != "uisrnn":
+            out["segmentation.clustering"] = method
+    if opts["exclusive"]:
+        out["segmentation.exclusive"] = True
     if opts["segment_aggregation"]:
         out["embedding.segment_aggregation"] = True
     return out
@@ -101,7 +105,9 @@ def _summary(d) -> str:
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
-@click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector.")
+@click.option("--segmentation", help="Local segmentation model: default | MODEL | none (window pipeline).")
+@click.option("--exclusive", is_flag=True, help="One speaker per frame (no overlapping turns), for ASR.")
+@click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector (--segmentation none).")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
 @click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
 @click.option("--frame-ms", type=click.Choice(["10", "20", "30"]), callback=lambda c, p, v: v and int(v))

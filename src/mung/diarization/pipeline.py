@@ -16,13 +16,14 @@ from mung.diarization.overlap import (
     LocalSegmenter,
     LocalSpeakers,
     SegmentationConfig,
-    load_segmenter,
     local_turns,
 )
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
+from mung.diarization.segmentation import SegmentationModel
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
+from mung.errors import MungError
 from mung.speaker.encoder import SpeakerEncoder, l2_normalize, load_encoder
 
 
@@ -59,6 +60,8 @@ class DiarizationConfig:
         self.vad.validate()
         self.windows.validate()
         self.clustering.validate()
+        if self.segmentation.enabled and self.clustering.method == "uisrnn":
+            raise MungError("clustering.method 'uisrnn' runs on window embeddings: add --segmentation none")
 
 
 @dataclass
@@ -101,7 +104,7 @@ class Diarizer:
         )
         self.local: LocalEmbedder | None = None
         if segmenter is not None or self.config.segmentation.enabled:
-            segmenter = segmenter or load_segmenter(self.config.segmentation.model)
+            segmenter = segmenter or SegmentationModel.load(self.config.segmentation.model)
             self.local = LocalEmbedder(segmenter, self.encoder, self.config.segmentation)
         if self.config.clustering.method == "uisrnn":
             from mung.diarization.uisrnn import check_compatible, load_model
