@@ -107,7 +107,8 @@ class SegmentationConfig:
                             f"got {self.clustering!r}")
         if self.embed_step <= 0:
             raise MungError(f"segmentation.embed_step must be positive seconds, got {self.embed_step}")
-        for name in ("min_alone", "min_speech", "cluster_speech", "min_link", "max_gap", "min_duration"):
+        for name in ("min_alone", "min_speech", "cluster_speech", "min_link", "max_gap",
+                     "min_duration"):
             if getattr(self, name) < 0:
                 raise MungError(f"segmentation.{name} must be ≥ 0 seconds, got {getattr(self, name)}")
 
@@ -228,6 +229,25 @@ class LocalEmbedder:
         return self.encoder.embed_spans(np.concatenate(pieces), spans)
 
 
+def _hungarian(sim: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+    """Cluster of each embedding row: one-to-one within each chunk by similarity ``sim [M, K]``
+    (Hungarian), rows beyond the number of clusters to their most similar one."""
+    out = np.argmax(sim, 1)
+    for chunk in np.unique(chunks):
+        rows = np.flatnonzero(chunks == chunk)
+        r, col = linear_sum_assignment(-sim[rows])
+        out[rows[r]] = col
+    return out
+
+
+def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return l2_normalize(np.stack([emb[labels == i].mean(0) for i in range(int(labels.max()) + 1)]))
+
+
+def _relabel_dense(labels: np.ndarray) -> np.ndarray:
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+
+
 def assign_local_speakers(
     local: LocalSpeakers, clustering: ClusteringConfig, cluster_speech: float, center: float
 ) -> tuple[np.ndarray, int]:
@@ -247,16 +267,11 @@ def assign_local_speakers(
     if not reliable.any():
         reliable = local.speech >= local.speech.max()
     labels = cluster(emb[reliable], clustering, weights=local.speech[reliable])
-    k = int(labels.max()) + 1
-    centroids = l2_normalize(np.stack([emb[reliable][labels == i].mean(0) for i in range(k)]))
-    sim = emb @ centroids.T
-    for chunk in np.unique(local.index[:, 0]):
-        rows = np.flatnonzero(local.index[:, 0] == chunk)
-        r, col = linear_sum_assignment(-sim[rows])
-        chosen = dict(zip(rows[r], col, strict=True))
-        for m in rows:
-            out[chunk, local.index[m, 1]] = chosen.get(m, int(np.argmax(sim[m])))
-    return out, k
+    chunks = local.index[:, 0]
+    rows = _hungarian(emb @ _centroids(emb[reliable], labels).T, chunks)
+    rows = _relabel_dense(rows)
+    out[chunks, local.index[:, 1]] = rows
+    return out, int(rows.max()) + 1
 
 
 def propagate(
