@@ -4,11 +4,11 @@ per-frame labels of up to three local speakers (at most two at once).
 Each chunk is drawn fresh: 0-3 speakers; turns from a quarter second to tens of seconds
 (already running at the chunk start, or starting inside it); a pause or an interruption that
 overlaps the previous turn, and short backchannels inside a turn, at rates drawn per chunk (from
-none to heavy overlap); per-speaker
-loudness differences with per-turn jitter; per-speaker synthetic room responses
-(exponentially decaying noise, the same model as :mod:`mung.diarization.simulate`); background
-at 5-30 dB SNR: coloured noise (white, pink, brown), babble of 3-6 other speakers, or music;
-sometimes a telephone band limit; sometimes digital silence at one end (padding). The reference is the *direct* speech, labelled by a per-utterance
+none to heavy overlap); per-speaker loudness differences with per-turn jitter; per-speaker
+synthetic room responses (exponentially decaying noise, the same model as
+:mod:`mung.diarization.simulate`); background at 5-30 dB SNR: coloured noise (white, pink, brown),
+babble of 3-6 other speakers, or music; sometimes a telephone band limit; sometimes digital
+silence at one end (padding). The reference is the *direct* speech, labelled by a per-utterance
 energy detector (pauses shorter than ``fill_gap`` inside an utterance count as speech, as in
 word-level meeting references). All source audio is decoded once into memory.
 """
@@ -229,7 +229,7 @@ class ChunkSimulator:
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: float32 ``[samples]`` and ``[frames, 3]`` 0/1 labels."""
         c = self.config
-        k = int(rng.choice(len(c.speakers_p), p=c.speakers_p))
+        k = min(int(rng.choice(len(c.speakers_p), p=c.speakers_p)), len(self.speakers))
         chosen = rng.choice(self.speakers, k, replace=False).tolist() if k else []
         n, hop, pre = self.samples, VAD_HOP, int(c.rt60[1] * SR)  # pre: room tails reaching sample 0
         tracks = np.zeros((max(k, 1), pre + n), np.float32)  # dry speech per local speaker
@@ -277,7 +277,8 @@ class ChunkSimulator:
             x = np.resize(clip[a : a + n], n).astype(np.float64)
         elif kind == 1:  # distant babble: 3-6 other speakers through one reverberant room
             x = np.zeros(n, np.float32)
-            for spk in rng.choice(self.speakers, int(rng.integers(3, 7)), replace=False):
+            voices = min(int(rng.integers(3, 7)), len(self.speakers))
+            for spk in rng.choice(self.speakers, voices, replace=False):
                 wav, _ = self.bank.piece(rng, spk, self.config.chunk_seconds)
                 x += np.resize(wav, n) * np.float32(10 ** (rng.uniform(-6, 0) / 20))
             rir = room_response(rng, rng.uniform(0.4, 0.9), rng.uniform(-6, 0)).astype(np.float32)

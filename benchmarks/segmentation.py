@@ -1,0 +1,102 @@
+"""Segmentation model alone on ../shared/data/diarization (evaluation only; never trained on):
+frame-level speech detection and overlapped-speech detection against the reference RTTMs.
+
+Each file is cut into consecutive 5-s chunks (the last one zero-padded); a frame counts as speech
+when the most likely powerset class has one or two speakers, as overlap when it has two. The
+reference at a frame (40 ms step, centre time) is the number of reference speakers talking there,
+inside the UEM. No collar. Local speaker identities are not scored here (they are linked across
+chunks by the diarization pipeline).
+
+    python benchmarks/segmentation.py [--model default|FILE] [--sets ami-excerpts,sim-dev]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mung import audio
+from mung.diarization.rttm import read_rttm, read_uem
+from mung.diarization.segmentation import SegmentationModel
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diarization"
+SETS = ["ami-excerpts", "real-conversations", "sim-dev"]
+
+
+def hard_counts(model: SegmentationModel, wav: np.ndarray) -> np.ndarray:
+    """Active local speakers per output frame over the whole file (consecutive chunks)."""
+    n = model.chunk_samples
+    chunks = np.zeros((max(1, -(-len(wav) // n)), n), np.float32)
+    chunks.reshape(-1)[: len(wav)] = wav
+    counts = model.infer(chunks, hard=True).sum(-1).reshape(-1)
+    frames = int(np.ceil(len(wav) / (model.frame_step * model.sample_rate)))
+    per_chunk = model.num_frames
+    step = round(n / (model.frame_step * model.sample_rate))  # frames per chunk without the edge frame
+    return np.concatenate([counts[i * per_chunk : i * per_chunk + step] for i in range(len(chunks))])[:frames]
+
+
+def reference_counts(turns, times: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(times), int)
+    for t in turns:
+        out += (times >= t.start) & (times < t.end)
+    return out
+
+
+def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
+    folder = DATA / name
+    refs = read_rttm(folder / f"{name}.rttm")
+    uems = read_uem(folder / f"{name}.uem")
+    tp = {"speech": 0, "overlap": 0}
+    fp, fn = dict(tp), dict(tp)
+    seconds = elapsed = 0.0
+    for path in audio.find_audio([folder]):
+        if path.stem not in refs:
+            continue
+        wav = audio.load(path)
+        t0 = time.perf_counter()
+        hyp = hard_counts(model, wav)
+        elapsed += time.perf_counter() - t0
+        seconds += len(wav) / model.sample_rate
+        times = np.arange(len(hyp)) * model.frame_step
+        ref = reference_counts(refs[path.stem].turns, times)
+        keep = np.zeros(len(times), bool)
+        for a, b in uems.get(path.stem, [(0.0, times[-1] + 1)]):
+            keep |= (times >= a) & (times < b)
+        for kind, k in (("speech", 1), ("overlap", 2)):
+            r, h = (ref >= k)[keep], (hyp >= k)[keep]
+            tp[kind] += int((r & h).sum())
+            fp[kind] += int((~r & h).sum())
+            fn[kind] += int((r & ~h).sum())
+
+    def pct(a: int, b: int) -> float:
+        return 100.0 * a / b if b else float("nan")
+
+    row = {}
+    for kind in ("speech", "overlap"):
+        row[f"{kind} P"] = pct(tp[kind], tp[kind] + fp[kind])
+        row[f"{kind} R"] = pct(tp[kind], tp[kind] + fn[kind])
+    row["ref overlap %"] = pct(tp["overlap"] + fn["overlap"], tp["speech"] + fn["speech"])
+    row["RTF"] = elapsed / seconds
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--sets", default=",".join(SETS))
+    args = parser.parse_args()
+    model = SegmentationModel.load(args.model)
+    rows = {name: score_set(model, name) for name in args.sets.split(",")}
+    cols = list(next(iter(rows.values())))
+    print("| set | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name, row in rows.items():
+        cells = [f"{row[c]:.3f}" if c == "RTF" else f"{row[c]:.1f}" for c in cols]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Local segmentation model: powerset mapping, permutation-invariant loss and metrics, the
+meeting chunk simulator, training, the shipped weights and bad model files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import data_dir, run_cli
+from safetensors.torch import load_file, save_file
+
+from mung import audio
+from mung.diarization.meetings import ChunkSimulator, SpeechBank
+from mung.diarization.segmentation import (
+    POWERSET,
+    FrameCounts,
+    SegmentationModel,
+    best_permutation,
+    multilabel_to_powerset,
+    num_frames,
+    pit_powerset_loss,
+    powerset_to_multilabel,
+)
+from mung.diarization.simulate import SimulationConfig, simulate, speech_sources, write_simulation
+from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
+from mung.errors import MungError
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "mung"
+DEMO = SRC / "data" / "demo_ami_EN2001a.ogg"
+MUSIC_MODEL = SRC / "music" / "weights" / "melstats-mlp-s0.safetensors"
+
+
+def _labels(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """Random 0/1 activities of 3 local speakers, never three at once."""
+    return powerset_to_multilabel(np.eye(7)[rng.integers(7, size=frames)], soft=False)
+
+
+def test_powerset_round_trip_and_three_speakers_refused():
+    classes = np.arange(len(POWERSET))
+    multi = powerset_to_multilabel(np.eye(7)[classes], soft=False)
+    assert multi.tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]]
+    assert (multilabel_to_powerset(multi) == classes).all()
+    with pytest.raises(ValueError, match="three active"):
+        multilabel_to_powerset(np.ones((1, 3)))
+    # soft marginals: P(A) = P(A) + P(AB) + P(AC)
+    p = np.array([0.1, 0.2, 0.1, 0.1, 0.3, 0.1, 0.1])
+    assert np.allclose(powerset_to_multilabel(p), [0.6, 0.5, 0.3])
+
+
+def test_pit_loss_ignores_speaker_order():
+    rng = np.random.default_rng(0)
+    labels = np.stack([_labels(rng, 50) for _ in range(4)])
+    logits = torch.randn(4, 50, 7)
+    base = pit_powerset_loss(logits, torch.from_numpy(labels))
+    for perm in itertools.permutations(range(3)):
+        permuted = torch.from_numpy(labels[..., list(perm)].copy())
+        assert torch.allclose(pit_powerset_loss(logits, permuted), base)
+    # known answer: confident logits on a permuted version of the truth cost (almost) nothing
+    target = multilabel_to_powerset(labels[..., [2, 0, 1]])
+    perfect = torch.from_numpy(np.eye(7, dtype=np.float32)[target] * 30)
+    assert float(pit_powerset_loss(perfect, torch.from_numpy(labels))) < 1e-6
+    assert float(pit_powerset_loss(-perfect, torch.from_numpy(labels))) > 1
+
+
+def test_frame_counts_known_answer():
+    ref = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 1, 1]], float)
+    hyp = ref[:, [1, 2, 0]]  # same activities, other speaker order
+    assert best_permutation(ref, hyp) == (2, 0, 1)
+    c = FrameCounts()
+    c.add(ref, hyp)
+    assert c.metrics() == {"speech_precision": 100.0, "speech_recall": 100.0, "overlap_precision": 100.0,
+                           "overlap_recall": 100.0, "frame_error": 0.0}
+    c = FrameCounts()
+    c.add(ref, np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 1, 1]], float))
+    m = c.metrics()
+    # speech: 4 ref frames all found + 1 false frame; overlap: ref frames 1, 4; hyp frames 3, 4
+    assert (m["speech_precision"], m["speech_recall"]) == (80.0, 100.0)
+    assert (m["overlap_precision"], m["overlap_recall"]) == (50.0, 50.0)
+    assert m["frame_error"] == pytest.approx(100 * 3 / 6, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def small_bank(tmp_path_factory):
+    files = speech_sources(data_dir("speech", "librispeech-train-clean-100"))
+    folder = tmp_path_factory.mktemp("speech")
+    for spk in sorted(files)[:8]:
+        (folder / spk).mkdir()
+        for path in files[spk]:
+            (folder / spk / path.name).symlink_to(path)
+    return folder, SpeechBank.from_dir(folder)
+
+
+def test_simulated_chunks_are_labelled_and_reproducible(small_bank):
+    _, bank = small_bank
+    sim = ChunkSimulator(bank, bank.speakers, music=[])
+    wav, lab = sim.batch(np.random.default_rng(3), 24)
+    again, _ = sim.batch(np.random.default_rng(3), 24)
+    assert wav.shape == (24, 80000) and lab.shape == (24, num_frames(80000), 3)
+    assert np.array_equal(wav, again)
+    assert lab.sum(-1).max() == 2  # overlaps occur, never three at once
+    assert 0.3 < (lab.sum(-1) >= 1).mean() < 0.98
+    assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+
+
+def test_loss_falls_on_tiny_simulated_set(small_bank, one_thread):
+    _, bank = small_bank
+    wav, lab = ChunkSimulator(bank, bank.speakers, music=[]).batch(np.random.default_rng(0), 8)
+    net = SegmentationModel.create(seed=0).net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x, y = torch.from_numpy(wav), torch.from_numpy(lab)
+    losses = []
+    for _ in range(8):
+        loss = pit_powerset_loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_fine_tuning_on_rttm_labelled_audio(small_bank, tmp_path, one_thread):
+    folder, _ = small_bank
+    cfg = SimulationConfig(min_speakers=2, max_speakers=2, duration=(12.0, 15.0))
+    write_simulation(simulate(folder, 1, seed=1, config=cfg, prefix="ft"), tmp_path / "real", "ft")
+    out = tmp_path / "seg.safetensors"
+    config = SegmentationTrainConfig(max_steps=2, batch_size=4, val_chunks=8, warmup_steps=1)
+    m = train_segmentation(folder, out, audio_dir=tmp_path / "real", ref=tmp_path / "real" / "ft.rttm",
+                           config=config, log=lambda s: None)
+    assert m["steps"] == 2
+    model = SegmentationModel.load(out)
+    assert model.meta["trained"]["real_recordings"] == 1
+    with pytest.raises(MungError, match="output exists"):
+        train_segmentation(folder, out, config=config, log=lambda s: None)
+
+
+def test_shipped_model_runs_on_a_real_clip():
+    model = SegmentationModel.load("default")
+    assert (model.sample_rate, model.spec.chunk_seconds, model.spec.n_speakers) == (16000, 5.0, 3)
+    wav = audio.load(DEMO, duration=10.0)
+    chunks = wav.reshape(2, -1)
+    probs = model.infer(chunks)
+    assert probs.shape == (2, model.num_frames, 3) == (2, 126, 3)
+    assert len(model.frame_times()) == model.num_frames and model.frame_step == pytest.approx(0.04)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    hard = model.infer(chunks, hard=True)
+    assert (hard.sum(-1) >= 1).mean() > 0.5  # a meeting: people talk most of the time
+    assert (hard.sum(-1) <= 2).all()
+    silence = model.infer(np.zeros((1, 80000), np.float32), hard=True)
+    assert silence.sum() == 0
+    short = model.infer(chunks[:, :40000])  # shorter chunks are fine
+    assert short.shape == (2, num_frames(40000), 3)
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert "\n" not in text
+    return text
+
+
+def test_foreign_and_incompatible_model_files(tmp_path):
+    with pytest.raises(MungError, match="not a mung segmentation model") as exc:
+        SegmentationModel.load(MUSIC_MODEL)
+    _one_line(exc)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_text("hello")
+    with pytest.raises(MungError, match="not a mung segmentation model") as exc:
+        SegmentationModel.load(junk)
+    _one_line(exc)
+    with pytest.raises(MungError, match="not found"):
+        SegmentationModel.load(tmp_path / "missing.safetensors")
+    good = tmp_path / "good.safetensors"
+    SegmentationModel.create().save(good)
+    state = load_file(str(good))
+    for key, value in (("sample_rate", 8000), ("n_speakers", 4), ("front_end", "sincnet")):
+        meta = {**SegmentationModel.load(good).meta, key: value}
+        bad = tmp_path / f"bad-{key}.safetensors"
+        save_file(state, str(bad), metadata={"mung": json.dumps(meta)})
+        with pytest.raises(MungError, match=f"incompatible segmentation model: {key}") as exc:
+            SegmentationModel.load(bad)
+        _one_line(exc)
+    bigger = tmp_path / "bigger.safetensors"
+    meta = {**SegmentationModel.load(good).meta, "hidden": 64}
+    save_file(state, str(bigger), metadata={"mung": json.dumps(meta)})
+    with pytest.raises(MungError, match="weights do not match") as exc:
+        SegmentationModel.load(bigger)
+    _one_line(exc)
+
+
+def test_cli_refuses_a_foreign_init_model(capsys, small_bank, tmp_path):
+    folder, _ = small_bank
+    code, _, err = run_cli(capsys, "diarize", "train-segmentation", "--speech", folder, "--out",
+                           tmp_path / "m.safetensors", "--init",
+                           MUSIC_MODEL)
+    assert code != 0
+    assert err.strip().startswith("error:") and "not a mung segmentation model" in err
+    assert len(err.strip().splitlines()) == 1
