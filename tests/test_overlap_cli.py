@@ -16,11 +16,11 @@ URI = "EN2009b_0000-0030"  # 2 speakers, 27 % of the speech overlapped: the most
 
 
 def _overlaps(d: Diarization) -> float:
-    """Seconds during which two different speakers' turns overlap."""
-    return sum(
-        max(0.0, min(a.end, b.end) - max(a.start, b.start))
-        for a in d.turns for b in d.turns if a.speaker < b.speaker
-    )
+    """Seconds during which two different speakers' turns overlap (RTTM's millisecond
+    rounding ignored)."""
+    pairs = [(a, b) for a in d.turns for b in d.turns if a.speaker < b.speaker]
+    both = (min(a.end, b.end) - max(a.start, b.start) for a, b in pairs)
+    return sum(x for x in both if x > 1e-3)
 
 
 def _diarize(capsys, tmp_path, src, *flags) -> Diarization:

@@ -69,7 +69,7 @@ class SegmentationConfig:
       turns are dropped. ``exclusive``: one speaker per frame (the top-scoring one), for aligning
       with ASR words."""
 
-    model: str = "none"
+    model: str = "default"
     step: float = 1.0
     embed_step: float = 5.0
     batch_size: int = 32
