@@ -3,7 +3,8 @@
 For each set (ami-excerpts, real-conversations, sim-dev) and each system: DER with a ±0.25 s
 collar and with none, its parts, JER, mean |speaker-count error|, overlapped-speech detection
 precision / recall (frames with two or more reference speakers, no collar), real-time factor
-(processing time / audio time, model loading excluded) and peak resident memory of the process
+(processing time / audio time, model loading excluded; wall clock, and in brackets the process's
+CPU time, which other jobs on a shared machine do not inflate) and peak resident memory of the process
 that ran it. Systems: the default (overlap-aware, with the shipped segmentation model), its
 ``--exclusive`` output, the previous default (the window pipeline: ``segmentation: none``), the
 organisers' baseline settings and the one-speaker baseline (reference speech, one label);
@@ -92,15 +93,16 @@ def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:
 
     torch.set_num_threads(2)
     diarizer = Diarizer(merge(DiarizationConfig(), overrides))
-    hyps, audio_s, busy = {}, 0.0, 0.0
+    hyps, audio_s, busy, cpu = {}, 0.0, 0.0, 0.0
     for f in files:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         d = diarizer(f)
         busy += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         hyps[d.uri] = d.to_rttm()
         audio_s += d.duration
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return hyps, audio_s, busy, peak
+    return hyps, audio_s, (busy, cpu), peak
 
 
 def run_isolated(overrides: dict, files: list[Path]):
@@ -138,7 +140,8 @@ def _pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.1f}"
 
 
-def row(name: str, set_name: str, refs, uem, hyps, rtf: float | None, peak: float | None) -> str:
+def row(name: str, set_name: str, refs, uem, hyps, rtf: tuple[float, float] | None,
+        peak: float | None) -> str:
     from mung.diarization.detection import detection
     from mung.diarization.scoring import score
 
@@ -151,13 +154,15 @@ def row(name: str, set_name: str, refs, uem, hyps, rtf: float | None, peak: floa
         f"| {set_name} | {name} | {fmt(with_collar.der)} | {fmt(no_collar.der)} | "
         f"{fmt(with_collar.confusion)} / {fmt(with_collar.miss)} / {fmt(with_collar.false_alarm)} | "
         f"{fmt(with_collar.jer)} | {count_err:.2f} | {_pct(overlap.precision)} / {_pct(overlap.recall)} | "
-        f"{'-' if rtf is None else f'{rtf:.4f}'} | {'-' if peak is None else f'{peak:.0f}'} |"
+        f"{'-' if rtf is None else f'{rtf[0]:.4f} ({rtf[1]:.4f})'} | "
+        f"{'-' if peak is None else f'{peak:.0f}'} |"
     )
 
 
 HEADER = (
     "| set | system | DER % (±0.25 s) | DER % (no collar) | conf / miss / FA % (±0.25 s) | JER % | "
-    "mean abs spk-count err | overlap P / R % | RTF | peak MB |\n|---|---|---|---|---|---|---|---|---|---|"
+    "mean abs spk-count err | overlap P / R % | RTF wall (CPU) | peak MB |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -199,9 +204,9 @@ def long_recording(systems: list[str], seconds: float = 3600.0) -> list[str]:
         sf.write(path, np.concatenate(parts)[: int(seconds * audio.SAMPLE_RATE)], audio.SAMPLE_RATE)
         del parts, wavs
         for name in systems:
-            _, audio_s, busy, peak = run_isolated(SYSTEMS[name], [path])
+            _, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], [path])
             out.append(f"| 1-hour file (all shared sets joined) | {name} | {audio_s / 60:.1f} min | "
-                       f"RTF {busy / audio_s:.4f} | peak {peak:.0f} MB |")
+                       f"RTF {busy / audio_s:.4f} (CPU {cpu / audio_s:.4f}) | peak {peak:.0f} MB |")
     return out
 
 
@@ -256,8 +261,8 @@ def main() -> None:
         files = sorted(p for p in folder.iterdir() if p.suffix in (".ogg", ".flac", ".wav"))
         results = [("one speaker (oracle speech)", _one_speaker(refs), None, None)]
         for name in systems:
-            texts, audio_s, busy, peak = run_isolated(SYSTEMS[name], files)
-            results.append((name, _parse(texts), busy / audio_s, peak))
+            texts, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], files)
+            results.append((name, _parse(texts), (busy / audio_s, cpu / audio_s), peak))
         for name, hyps, rtf, peak in results:
             line = row(name, set_name, refs, uem, hyps, rtf, peak)
             lines.append(line)

@@ -35,13 +35,14 @@ from mung.speaker.encoder import SpeakerEncoder, l2_normalize, torch_threads
 
 class LocalSegmenter(Protocol):
     """A local segmentation model (:class:`~mung.diarization.segmentation.SegmentationModel`):
-    ``infer(chunks [B, chunk_samples]) → [B, frames, speakers]`` activities in [0, 1], frame
-    ``i`` centred at ``i * frame_step`` seconds from the chunk start."""
+    ``infer(chunks [B, chunk_samples], hard) → [B, frames, speakers]`` activities in [0, 1]
+    (``hard``: 0/1, the speakers of the most likely powerset class), frame ``i`` centred at
+    ``i * frame_step`` seconds from the chunk start."""
 
     chunk_samples: int
     frame_step: float
 
-    def infer(self, chunks: np.ndarray) -> np.ndarray: ...
+    def infer(self, chunks: np.ndarray, hard: bool = False) -> np.ndarray: ...
 
 
 @dataclass
@@ -56,7 +57,10 @@ class SegmentationConfig:
       ``embed_step`` away, if they share ``min_link`` of activity. Embeddings are the slow part:
       one per local speaker every second would embed each second of speech about five times.
     - ``onset``: activity above which a local speaker is active. ``count_rounding``: a frame gets
-      the ``floor(count + count_rounding)`` top-scoring speakers.
+      the ``floor(count + count_rounding)`` top-scoring speakers. ``count``: ``expected`` (the
+      sum of local activities) or ``onset`` (local speakers above ``onset``). ``hard``: use the
+      0/1 speakers of the model's most likely powerset class, not its marginals (a model unsure
+      which local speaker talks splits the marginals below any onset and the speech is lost).
     - ``min_alone``: solo speech a local speaker needs for its embedding to use solo speech only
       (else all its speech); ``min_speech``: local speakers with less speech are not embedded;
       ``cluster_speech``: only embeddings from this much speech or more are clustered (the rest are
@@ -75,6 +79,8 @@ class SegmentationConfig:
     batch_size: int = 32
     onset: float = 0.5
     count_rounding: float = 0.5
+    count: str = "expected"
+    hard: bool = True
     min_alone: float = 0.5
     min_speech: float = 0.2
     cluster_speech: float = 1.0
@@ -105,6 +111,8 @@ class SegmentationConfig:
         if self.clustering not in LOCAL_METHODS:
             raise MungError(f"segmentation.clustering must be one of {', '.join(LOCAL_METHODS)}, "
                             f"got {self.clustering!r}")
+        if self.count not in ("expected", "onset"):
+            raise MungError(f"segmentation.count must be 'expected' or 'onset', got {self.count!r}")
         if self.embed_step <= 0:
             raise MungError(f"segmentation.embed_step must be positive seconds, got {self.embed_step}")
         for name in ("min_alone", "min_speech", "cluster_speech", "min_link", "max_gap",
@@ -190,7 +198,7 @@ class LocalEmbedder:
         for i in range(0, len(starts), self.config.batch_size):
             chunks = np.stack([_chunk(wav, s, w) for s in starts[i : i + self.config.batch_size]])
             with torch_threads(1):
-                act = self.model.infer(chunks)
+                act = self.model.infer(chunks, hard=self.config.hard)
             yield chunks, np.asarray(act, np.float32)
 
     def __call__(self, wav: np.ndarray, uri: str) -> LocalSpeakers:
@@ -320,7 +328,7 @@ def reconstruct_turns(
     if len(local.activities) == 0 or num_speakers == 0:
         return []
     acts = local.activities.astype(np.float32)
-    count = speaker_count(acts, local.step_frames, config.onset)
+    count = speaker_count(acts, local.step_frames, config.onset if config.count == "onset" else None)
     scores = clustered_scores(acts, clusters, num_speakers, local.step_frames)
     binary = binarize(scores, count, config.count_rounding, max_per_frame, config.exclusive)
     return frames_to_turns(binary, local.frame_step, local.duration, config.max_gap, config.min_duration,

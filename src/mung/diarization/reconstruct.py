@@ -31,11 +31,13 @@ def _overlap_add(values: np.ndarray, step_frames: int) -> np.ndarray:
     return out
 
 
-def speaker_count(activities: np.ndarray, step_frames: int, onset: float = 0.5) -> np.ndarray:
+def speaker_count(activities: np.ndarray, step_frames: int, onset: float | None = None) -> np.ndarray:
     """Mean number of active local speakers per recording frame, over the chunks covering it
-    (``activities``: ``[C, F, S]`` in [0, 1]; a local speaker is active above ``onset``)."""
+    (``activities``: ``[C, F, S]`` in [0, 1]). With ``onset`` a local speaker counts when its
+    activity is above it; without, the count is the sum of the activities (the expected count:
+    a powerset model unsure *which* local speaker talks still says *that* one does)."""
     c, f, _ = activities.shape
-    active = (activities > onset).sum(-1).astype(np.float64)
+    active = (activities > onset if onset is not None else activities).sum(-1).astype(np.float64)
     covered = _overlap_add(np.ones((c, f)), step_frames)
     return _overlap_add(active, step_frames) / np.maximum(covered, 1)
 
