@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
+from conftest import data_dir, run_cli
 
 from mung import audio
 from mung.diarization.rttm import Diarization, read_rttm, read_uem
@@ -24,21 +24,20 @@ def _overlaps(d: Diarization) -> float:
 
 
 def _diarize(capsys, tmp_path, src, *flags) -> Diarization:
+    flags = flags if "--segmentation" in flags else ("--segmentation", "default", *flags)
     code, _, err = run_cli(capsys, "diarize", src, "--out", tmp_path, "--force", *flags)
     assert code == 0, err
     return read_rttm(tmp_path / f"{src.stem}.rttm").get(src.stem, Diarization(src.stem))
 
 
 @pytest.fixture(scope="module")
-def overlap_run(tmp_path_factory, ami_dir_module):
-    return ami_dir_module / f"{URI}.ogg", tmp_path_factory.mktemp("ov")
+def ami_dir_module():
+    return data_dir("diarization", "ami-excerpts")
 
 
 @pytest.fixture(scope="module")
-def ami_dir_module():
-    from conftest import data_dir
-
-    return data_dir("diarization", "ami-excerpts")
+def overlap_run(tmp_path_factory, ami_dir_module):
+    return ami_dir_module / f"{URI}.ogg", tmp_path_factory.mktemp("ov")
 
 
 def test_cli_writes_overlapping_turns_on_ami_with_bounded_der(capsys, overlap_run, ami_dir_module):
@@ -67,7 +66,8 @@ def test_short_recording_and_silence(capsys, tmp_path, ami_dir_module):
     short = _diarize(capsys, tmp_path / "o", tmp_path / "short.wav")
     assert short.turns and all(0 <= t.start < t.end <= 2.0 for t in short.turns)
     sf.write(tmp_path / "quiet.wav", np.zeros(audio.SAMPLE_RATE * 12, np.float32), audio.SAMPLE_RATE)
-    code, _, err = run_cli(capsys, "diarize", tmp_path / "quiet.wav", "--out", tmp_path / "q")
+    code, _, err = run_cli(capsys, "diarize", tmp_path / "quiet.wav", "--out", tmp_path / "q",
+                           "--segmentation", "default")
     assert code == 0 and "no speech" in err
     assert (tmp_path / "q" / "quiet.rttm").read_text() == ""
 

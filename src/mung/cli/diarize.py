@@ -34,6 +34,8 @@ def _overrides(opts: dict) -> dict:
         out["clustering.method"], out["clustering.model"] = method, model or None
         if method != "uisrnn":
             out["segmentation.clustering"] = method
+    if opts["threshold"] is not None:
+        out["segmentation.threshold"] = opts["threshold"]
     if opts["exclusive"]:
         out["segmentation.exclusive"] = True
     if opts["segment_aggregation"]:
