@@ -57,6 +57,7 @@ SYSTEMS: dict[str, dict] = {
     "windows, UIS-RNN (sim-trained)": {**WINDOWS, "clustering.method": "uisrnn",
                                        "clustering.model": str(UISRNN_MODEL)},
 }
+ORACLE = "default with oracle segmentation (reference turns as the model's output)"
 # rows of the default table (`--all` runs every system above)
 MAIN = ["default", "default, --exclusive", "previous default (windows, no segmentation)",
         "organiser baseline"]
@@ -103,6 +104,48 @@ def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:
         audio_s += d.duration
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return hyps, audio_s, (busy, cpu), peak
+
+
+class ReferenceSegmenter:
+    """The reference turns as a perfect segmentation model, with the shipped model's geometry
+    (chunks are asked for in order, from the start of each file): what the rest of the pipeline
+    (embeddings, clustering, reconstruction) does when the model makes no error."""
+
+    def __init__(self, model) -> None:
+        self.chunk_samples, self.frame_step = model.chunk_samples, model.frame_step
+        self.frames = model.num_frames
+        self.turns, self.next, self.step = [], 0, 1.0
+
+    def start(self, turns, step: float) -> None:
+        self.turns, self.next, self.step = turns, 0, step
+
+    def infer(self, chunks: np.ndarray, hard: bool = True) -> np.ndarray:
+        out = np.zeros((len(chunks), self.frames, 3), np.float32)
+        speakers = sorted({t.speaker for t in self.turns})
+        for b in range(len(chunks)):
+            times = (self.next + b) * self.step + np.arange(self.frames) * self.frame_step
+            act = np.zeros((self.frames, len(speakers)), bool)
+            for t in self.turns:
+                act[:, speakers.index(t.speaker)] |= (times >= t.start) & (times < t.end)
+            local = [k for k in np.argsort(-act.sum(0))[:3] if act[:, k].any()]
+            for j, k in enumerate(sorted(local, key=lambda k: np.argmax(act[:, k]))):
+                out[b, :, j] = act[:, k]
+        self.next += len(chunks)
+        return out
+
+
+def oracle_segmentation(refs, files: list[Path]) -> dict:
+    """Hypotheses of the default pipeline fed the reference turns instead of the model's output."""
+    from mung.diarization.pipeline import Diarizer
+    from mung.diarization.segmentation import SegmentationModel
+
+    seg = ReferenceSegmenter(SegmentationModel.load("default"))
+    diarizer = Diarizer(segmenter=seg)
+    out = {}
+    for f in files:
+        seg.start(refs[f.stem].turns, diarizer.local.step_frames * seg.frame_step)
+        out[f.stem] = diarizer(f)
+    return out
 
 
 def run_isolated(overrides: dict, files: list[Path]):
@@ -232,6 +275,7 @@ def main() -> None:
     ap.add_argument("--system", action="append", choices=list(SYSTEMS),
                     help="systems to run (default: the four main ones; --all: every one)")
     ap.add_argument("--all", action="store_true", help="run every system")
+    ap.add_argument("--oracle", action="store_true", help="add the default fed the reference turns")
     ap.add_argument("--long", action="store_true", help="also time a 1-hour recording")
     ap.add_argument("--set", action="append", choices=SETS, help="sets to run (default: all three)")
     ap.add_argument("--extra-set", action="append", type=Path, default=[],
@@ -263,6 +307,8 @@ def main() -> None:
         for name in systems:
             texts, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], files)
             results.append((name, _parse(texts), (busy / audio_s, cpu / audio_s), peak))
+        if args.oracle:
+            results.append((ORACLE, oracle_segmentation(refs, files), None, None))
         for name, hyps, rtf, peak in results:
             line = row(name, set_name, refs, uem, hyps, rtf, peak)
             lines.append(line)

@@ -1,4 +1,6 @@
-"""The diarization recipe: speech detection → windows → embeddings → clustering → resegmentation."""
+"""The diarization recipe: local segmentation → local-speaker embeddings → clustering → overlap-aware
+reconstruction (``segmentation.model``), or speech detection → windows → embeddings → clustering →
+resegmentation (``segmentation: none``)."""
 
 from __future__ import annotations
 
