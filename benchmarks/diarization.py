@@ -4,15 +4,16 @@ For each set (ami-excerpts, real-conversations, sim-dev) and each system: DER wi
 collar and with none, its parts, JER, mean |speaker-count error|, overlapped-speech detection
 precision / recall (frames with two or more reference speakers, no collar), real-time factor
 (processing time / audio time, model loading excluded; wall clock, and in brackets the process's
-CPU time, which other jobs on a shared machine do not inflate) and peak resident memory of the process
-that ran it. Systems: the default (overlap-aware, with the shipped segmentation model), its
-``--exclusive`` output, the previous default (the window pipeline: ``segmentation: none``), the
+CPU time, which other jobs on a shared machine do not inflate) and peak resident memory of the
+process that ran it. Systems: the overlap-aware pipeline with the shipped segmentation model,
+its ``--exclusive`` output, the window pipeline (the default, ``segmentation: none``), the
 organisers' baseline settings and the one-speaker baseline (reference speech, one label);
-``--all`` adds the window-pipeline variants. A second table compares speech detection (frames)
-of the segmentation model and silero-vad. ``--long`` times one 1-hour file (all shared
-recordings joined) with the default and the previous default.
+``--all`` adds the window-pipeline variants, ``--oracle`` the overlap-aware pipeline fed the
+reference turns instead of the model's output (what the model costs). A second table compares
+speech detection (frames) of the segmentation model and silero-vad. ``--long`` times one
+1-hour file (all shared recordings joined) with both pipelines.
 
-    python benchmarks/diarization.py [--long] [--all] [--out benchmarks/results/diarization.md]
+    python benchmarks/diarization.py [--long] [--all] [--oracle] [--out benchmarks/results/diarization.md]
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ SPEECH = ROOT.parent / "shared" / "data" / "speech" / "librispeech-train-clean-1
 UISRNN_MODEL = ROOT / "bench-out" / "uisrnn-sim.pt"
 
 # name -> dotted config overrides on top of DiarizationConfig() (see `mung diarize --show-config`)
-WINDOWS = {"segmentation.model": "none"}  # the window pipeline (the default before segmentation)
+WINDOWS = {"segmentation.model": "none"}  # the window pipeline (the default)
+SEGMENTATION = {"segmentation.model": "default"}  # overlap-aware, the shipped segmentation model
 SYSTEMS: dict[str, dict] = {
-    "default": {},
-    "default, --exclusive": {"segmentation.exclusive": True},
-    "previous default (windows, no segmentation)": WINDOWS,
+    "overlap-aware (--segmentation default)": SEGMENTATION,
+    "overlap-aware, --exclusive": {**SEGMENTATION, "segmentation.exclusive": True},
+    "window pipeline (default, --segmentation none)": WINDOWS,
     "organiser baseline": {
         **WINDOWS,
         "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
@@ -57,10 +59,9 @@ SYSTEMS: dict[str, dict] = {
     "windows, UIS-RNN (sim-trained)": {**WINDOWS, "clustering.method": "uisrnn",
                                        "clustering.model": str(UISRNN_MODEL)},
 }
-ORACLE = "default with oracle segmentation (reference turns as the model's output)"
+ORACLE = "overlap-aware with oracle segmentation (reference turns as the model's output)"
 # rows of the default table (`--all` runs every system above)
-MAIN = ["default", "default, --exclusive", "previous default (windows, no segmentation)",
-        "organiser baseline"]
+MAIN = list(SYSTEMS)[:4]
 
 
 def uisrnn_model() -> None:
@@ -135,7 +136,7 @@ class ReferenceSegmenter:
 
 
 def oracle_segmentation(refs, files: list[Path]) -> dict:
-    """Hypotheses of the default pipeline fed the reference turns instead of the model's output."""
+    """Hypotheses of the overlap-aware pipeline fed the reference turns instead of the model's."""
     from mung.diarization.pipeline import Diarizer
     from mung.diarization.segmentation import SegmentationModel
 
@@ -210,8 +211,8 @@ HEADER = (
 
 
 def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list[str]:
-    """Speech detection (frames, no collar) of the segmentation model (the default system's
-    output) and of silero-vad with the window pipeline's settings."""
+    """Speech detection (frames, no collar) of the segmentation model (the overlap-aware
+    pipeline's output) and of silero-vad with the window pipeline's settings."""
     from mung import audio
     from mung.diarization.detection import detection
     from mung.diarization.rttm import Diarization, Turn
@@ -222,7 +223,8 @@ def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list
         regions = detect_speech(audio.load(f), VADConfig())
         silero[f.stem] = Diarization(f.stem, [Turn(float(a), float(b), "speech") for a, b in regions])
     out = []
-    detectors = (("segmentation model (default)", model_hyps), ("silero-vad (previous default)", silero))
+    detectors = (("segmentation model (overlap-aware pipeline)", model_hyps),
+                 ("silero-vad (window pipeline)", silero))
     for name, hyps in detectors:
         d = detection(refs, hyps, uem, min_speakers=1)
         out.append(f"| {set_name} | {name} | {_pct(d.precision)} | {_pct(d.recall)} |")
@@ -313,9 +315,9 @@ def main() -> None:
             line = row(name, set_name, refs, uem, hyps, rtf, peak)
             lines.append(line)
             print(line, flush=True)
-        if "default" in systems:
-            default = next(h for n, h, _, _ in results if n == "default")
-            speech += speech_rows(set_name, refs, uem, default, files)
+        if MAIN[0] in systems:
+            model_hyps = next(h for n, h, _, _ in results if n == MAIN[0])
+            speech += speech_rows(set_name, refs, uem, model_hyps, files)
     if speech:
         lines += ["", SPEECH_HEADER, *speech]
         print("\n".join(["", SPEECH_HEADER, *speech]), flush=True)

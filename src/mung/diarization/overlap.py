@@ -49,8 +49,10 @@ class LocalSegmenter(Protocol):
 class SegmentationConfig:
     """Settings of the overlap-aware pipeline (seconds unless noted).
 
-    - ``model``: ``default`` (the model shipped with mung), a model file, or ``none`` (the earlier
-      pipeline: speech detection → windows → window embeddings → clustering, one speaker at a time).
+    - ``model``: ``default`` (the model shipped with mung), a model file, or ``none`` (the window
+      pipeline: speech detection → windows → window embeddings → clustering, one speaker at a
+      time). ``none`` stays the default until a shipped model beats it: with the first shipped
+      model the window pipeline is still better on all three dev sets (docs/diarization.md).
     - ``step``: between chunk starts. ``embed_step``: between the chunks whose local speakers are
       embedded (a multiple of ``step``); the local speakers of other chunks take the global speaker
       of the embedded local speaker whose activity they match best in a chunk at most
@@ -77,7 +79,7 @@ class SegmentationConfig:
       turns are dropped. ``exclusive``: one speaker per frame (the top-scoring one), for aligning
       with ASR words."""
 
-    model: str = "default"
+    model: str = "none"
     step: float = 1.0
     embed_step: float = 5.0
     batch_size: int = 32
