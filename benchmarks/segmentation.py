@@ -5,7 +5,8 @@ Each file is cut into consecutive 5-s chunks (the last one zero-padded); a frame
 when the most likely powerset class has one or two speakers, as overlap when it has two. The
 reference at a frame (40 ms step, centre time) is the number of reference speakers talking there,
 inside the UEM. No collar. Local speaker identities are not scored here (they are linked across
-chunks by the diarization pipeline).
+chunks by the diarization pipeline). CPU RTF: process CPU time of the model (one torch thread) per
+second of audio, one pass of non-overlapping chunks (CPU time, not wall time: the machine is shared).
 
     python benchmarks/segmentation.py [--model default|FILE] [--sets ami-excerpts,sim-dev]
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mung import audio
 from mung.diarization.rttm import read_rttm, read_uem
@@ -56,9 +58,9 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
         if path.stem not in refs:
             continue
         wav = audio.load(path)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         hyp = hard_counts(model, wav)
-        elapsed += time.perf_counter() - t0
+        elapsed += time.process_time() - t0
         seconds += len(wav) / model.sample_rate
         times = np.arange(len(hyp)) * model.frame_step
         ref = reference_counts(refs[path.stem].turns, times)
@@ -79,7 +81,7 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
         row[f"{kind} P"] = pct(tp[kind], tp[kind] + fp[kind])
         row[f"{kind} R"] = pct(tp[kind], tp[kind] + fn[kind])
     row["ref overlap %"] = pct(tp["overlap"] + fn["overlap"], tp["speech"] + fn["speech"])
-    row["RTF"] = elapsed / seconds
+    row["CPU RTF"] = elapsed / seconds
     return row
 
 
@@ -88,13 +90,14 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--sets", default=",".join(SETS))
     args = parser.parse_args()
+    torch.set_num_threads(1)
     model = SegmentationModel.load(args.model)
     rows = {name: score_set(model, name) for name in args.sets.split(",")}
     cols = list(next(iter(rows.values())))
     print("| set | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
     for name, row in rows.items():
-        cells = [f"{row[c]:.3f}" if c == "RTF" else f"{row[c]:.1f}" for c in cols]
+        cells = [f"{row[c]:.4f}" if c == "CPU RTF" else f"{row[c]:.1f}" for c in cols]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

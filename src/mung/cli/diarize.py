@@ -299,17 +299,19 @@ def train_clustering_cmd(method: str, audio_dir: str, ref: str, out: str, config
 @click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
 @click.option("--init", type=click.Path(), help="Start from this model (fine-tune), e.g. 'default'.")
 @click.option("--minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Torch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
 def train_segmentation_cmd(speech: str, out: str, noise: str | None, audio_dir: str | None, ref: str | None,
-                           init: str | None, minutes: float, threads: int, seed: int, force: bool) -> None:
+                           init: str | None, minutes: float, lr: float, threads: int, seed: int,
+                           force: bool) -> None:
     """Train the local speaker-segmentation model on simulated meetings (+ optional real RTTM data)."""
     from tqdm import tqdm
 
     from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
 
-    config = SegmentationTrainConfig(minutes=minutes, threads=threads, seed=seed)
+    config = SegmentationTrainConfig(minutes=minutes, lr=lr, threads=threads, seed=seed)
     m = train_segmentation(speech, out, noise, audio_dir, ref, config, init, force,
                            log=lambda s: click.echo(s, err=True),
                            progress=lambda **kw: tqdm(file=sys.stderr, **kw))

@@ -125,9 +125,12 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     log(f"{len(train_spk)} training / {len(val_spk)} validation speakers, {len(music)} music clips, "
         f"{n_real}{n_par} parameters; data ready in {time.monotonic() - t0:.0f} s")
 
-    net = model.net
+    net = model.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    rng = np.random.default_rng(config.seed + 2)
+    prior = model.meta.get("trained", {})  # a fine-tuned model continues the step count (and data)
+    prior_steps, prior_minutes = prior.get("total_steps", prior.get("steps", 0)), prior.get(
+        "total_minutes", prior.get("minutes", 0.0))
+    rng = np.random.default_rng([config.seed, 2, prior_steps])
     budget = config.minutes * 60
     start = last_val = time.monotonic()
     step, ema, best, metrics = 0, None, math.inf, {}
@@ -148,6 +151,8 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
             if metrics["loss"] < best:
                 best = metrics["loss"]
                 extra = {"trained": {"steps": step, "minutes": round(elapsed / 60, 1),
+                                     "total_steps": prior_steps + step,
+                                     "total_minutes": round(prior_minutes + elapsed / 60, 1),
                                      "config": asdict(config), "chunks": asdict(chunk), "validation": metrics,
                                      "real_recordings": len(real.recordings) if real else 0,
                                      "init": str(init) if init else None}}
