@@ -107,40 +107,14 @@ def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:
     return hyps, audio_s, (busy, cpu), peak
 
 
-class ReferenceSegmenter:
-    """The reference turns as a perfect segmentation model, with the shipped model's geometry
-    (chunks are asked for in order, from the start of each file): what the rest of the pipeline
-    (embeddings, clustering, reconstruction) does when the model makes no error."""
-
-    def __init__(self, model) -> None:
-        self.chunk_samples, self.frame_step = model.chunk_samples, model.frame_step
-        self.frames = model.num_frames
-        self.turns, self.next, self.step = [], 0, 1.0
-
-    def start(self, turns, step: float) -> None:
-        self.turns, self.next, self.step = turns, 0, step
-
-    def infer(self, chunks: np.ndarray, hard: bool = True) -> np.ndarray:
-        out = np.zeros((len(chunks), self.frames, 3), np.float32)
-        speakers = sorted({t.speaker for t in self.turns})
-        for b in range(len(chunks)):
-            times = (self.next + b) * self.step + np.arange(self.frames) * self.frame_step
-            act = np.zeros((self.frames, len(speakers)), bool)
-            for t in self.turns:
-                act[:, speakers.index(t.speaker)] |= (times >= t.start) & (times < t.end)
-            local = [k for k in np.argsort(-act.sum(0))[:3] if act[:, k].any()]
-            for j, k in enumerate(sorted(local, key=lambda k: np.argmax(act[:, k]))):
-                out[b, :, j] = act[:, k]
-        self.next += len(chunks)
-        return out
-
-
 def oracle_segmentation(refs, files: list[Path]) -> dict:
     """Hypotheses of the overlap-aware pipeline fed the reference turns instead of the model's."""
+    from mung.diarization.oracle import ReferenceSegmenter
     from mung.diarization.pipeline import Diarizer
     from mung.diarization.segmentation import SegmentationModel
 
-    seg = ReferenceSegmenter(SegmentationModel.load("default"))
+    model = SegmentationModel.load("default")
+    seg = ReferenceSegmenter(model, model.num_frames)
     diarizer = Diarizer(segmenter=seg)
     out = {}
     for f in files:
