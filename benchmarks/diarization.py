@@ -65,23 +65,17 @@ MAIN = list(SYSTEMS)[:4]
 
 
 def uisrnn_model() -> None:
-    """Create UISRNN_MODEL with the documented commands if it is missing (~5 min on 2 cores)."""
+    """Create UISRNN_MODEL with the library calls behind `mung diarize simulate` and `mung diarize
+    train-clustering` if it is missing (~5 min on 2 cores)."""
     if UISRNN_MODEL.exists():
         return
-    from mung.cli import main as mung
+    from mung.diarization.simulate import SimulationConfig, simulate, write_simulation
+    from mung.diarization.train_clustering import train_clustering
 
     sim = UISRNN_MODEL.parent / "sim-train"
-    for args in (
-        ["diarize", "simulate", "--speech", SPEECH, "--out", sim, "--n", 160, "--seed", 11,
-         "--name", "simtrain", "--backchannel-prob", 0.1],
-        ["diarize", "train-clustering", "--audio-dir", sim, "--ref", sim / "simtrain.rttm",
-         "--out", UISRNN_MODEL, "--cache", sim / "embeddings.npz"],
-    ):
-        try:
-            mung([str(a) for a in args])
-        except SystemExit as exc:
-            if exc.code:
-                raise
+    recs = simulate(SPEECH, 160, 11, SimulationConfig(backchannel_prob=0.1), prefix="simtrain")
+    write_simulation(recs, sim, "simtrain", force=True)
+    train_clustering(sim, sim / "simtrain.rttm", UISRNN_MODEL, cache=sim / "embeddings.npz")
 
 
 def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:

@@ -18,18 +18,19 @@ import numpy as np
 import torch
 
 from mung.errors import MungError
-from mung.io import write_text
 from mung.music.data import MelCache, encode, read_dataset
+from mung.music.ensemble import Ensemble
 from mung.music.evaluate import evaluate
 from mung.music.features import MelConfig, load_mel
-from mung.music.inference import Ensemble, default_checkpoints
-from mung.music.models import n_parameters
-from mung.music.train import TrainConfig, train
+from mung.music.model_io import default_checkpoints
+from mung.music.train import MusicTrainConfig, train
+from mung.outputs import write_text
+from mung.torchutil import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "music-4q"
 
-# name -> (model, model kwargs, task, epochs, crop frames, extra TrainConfig settings)
+# name -> (model, model kwargs, task, epochs, crop frames, extra MusicTrainConfig settings)
 SYSTEMS: dict[str, tuple] = {
     "melstats (hand-crafted + LR)": ("melstats", {}, "multi", 25, 940, {"lr": 3e-3, "weight_decay": 1e-3}),
     "crnn (32/64/64/64, GRU 64)": ("crnn", {"channels": [32, 64, 64, 64], "hidden": 64}, "multi", 5, 128, {}),
@@ -55,7 +56,7 @@ def _shipped_row(shipped: list[Path], data: str, speed_files: list[Path]) -> str
     m = evaluate(shipped, data, "val", progress=False)
     ens = Ensemble(shipped)
     e2e, model_only = throughput(ens, speed_files)
-    params = sum(n_parameters(c.model) for c in ens.members)
+    params = sum(count_parameters(c.model, trainable_only=True) for c in ens.members)
     line = (f"| **shipped default** ({len(shipped)} model(s)) | see docs/music.md | {_scores(m)} "
             f"| {params / 1e6:.2f} M | – | {e2e:.1f} | {model_only:.1f} |")
     print(line, flush=True)
@@ -87,7 +88,7 @@ def main() -> None:
     print(header, flush=True)
     systems = {k: v for k, v in SYSTEMS.items() if not args.only or any(k.startswith(o) for o in args.only)}
     for name, (model, kwargs, task, epochs, crop, extra) in systems.items():
-        cfg = TrainConfig(task=task, model=model, model_kwargs=kwargs, epochs=epochs, crop_frames=crop,
+        cfg = MusicTrainConfig(task=task, model=model, model_kwargs=kwargs, epochs=epochs, crop_frames=crop,
                           patience=epochs, **extra)
         run = Path(args.runs) / re.sub(r"[^\w.-]+", "_", name).strip("_")
         res = train(cfg, args.data, run, force=True, progress=False, data=data, cache=cache)

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from mung.errors import MungError
-from mung.io import write_text
-from mung.speaker.encoder import load_encoder
+from mung.outputs import write_text
+from mung.speaker.encoders import load_encoder
 from mung.speaker.evaluate import DurationResult, evaluate_trials
 from mung.speaker.lists import make_lists, read_trials
-from mung.speaker.train import TrainConfig, train
+from mung.speaker.train import SpeakerTrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "speech" / "librispeech-train-clean-100"
@@ -63,7 +63,7 @@ def build_lists(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
 
 
 def train_model(args: argparse.Namespace, train_list: Path, root: Path, name: str, sa: bool) -> Path:
-    cfg = TrainConfig(
+    cfg = SpeakerTrainConfig(
         str(train_list),
         str(root),
         str(args.work / name),

@@ -48,7 +48,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def one_thread():
     """Small convolutions run faster on one thread on a shared 2-core machine."""
-    from mung.speaker.encoder import torch_threads
+    from mung.torchutil import torch_threads
 
     with torch_threads(1):
         yield

@@ -11,23 +11,23 @@ import torch
 from conftest import data_dir, run_cli
 
 from mung import audio
+from mung.checkpoint import read_meta
 from mung.config import merge
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.pipeline import DiarizationConfig
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.simulate import SimulationConfig, simulate
+from mung.diarization.train_clustering import labelled_embeddings, window_labels
 from mung.diarization.uisrnn import (
     UISRNN,
     UISRNNTrainConfig,
     calibrate_alpha,
     decode,
     label_accuracy,
-    labelled_embeddings,
     load_model,
     predict,
     save_model,
     train,
-    window_labels,
 )
 from mung.errors import MungError
 
@@ -150,7 +150,7 @@ def test_uisrnn_trains_and_predicts_on_real_embeddings(tmp_path, sim_embeddings)
     calibrate_alpha(model, data[:3], config.alpha_scales)  # too few recordings for a hold-out
     assert 0 < model.p_change < 0.5 and model.crp_alpha > 0
     path = save_model(model, tmp_path / "m.pt")
-    blob = torch.load(path, weights_only=True)
+    blob = read_meta(path)  # the shared checkpoint format: the description reads without the weights
     assert blob["dim"] == 256 and blob["meta"]["encoder"] == "resemblyzer"
     accuracy = {}
     for i, (emb, truth) in enumerate(data):  # 0-2 were trained on; 3 is unseen
@@ -242,3 +242,15 @@ def test_train_clustering_needs_matching_audio(tmp_path, capsys, sim_dir):
     code, _, err = run_cli(capsys, "diarize", "train-clustering", "--audio-dir", tmp_path,
                        "--ref", sim_dir / "sim-dev.rttm", "--out", tmp_path / "m.pt")
     assert code == 1 and "no audio file whose stem" in err
+
+
+def test_uisrnn_version_1_files_still_load(tmp_path):
+    model = UISRNN(8, 4, {"encoder": "tiny", "p_change": 0.1, "crp_alpha": 2.0})
+    blob = {"format": "mung-uisrnn", "version": 1, "dim": 8, "hidden": 4, "meta": model.meta,
+            "state_dict": {k: v.detach() for k, v in model.state_dict().items()}}
+    torch.save(blob, tmp_path / "v1.pt")
+    back = load_model(tmp_path / "v1.pt")
+    assert back.crp_alpha == 2.0 and torch.equal(back.h0, model.h0)
+    new = load_model(save_model(model, tmp_path / "v2.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), model.state_dict().values(),
+                                                  strict=True))

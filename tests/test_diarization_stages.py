@@ -37,14 +37,20 @@ def test_silence_has_no_speech():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"frame_ms": 25}, "vad.frame_ms must be 10, 20 or 30"),
-    ({"threshold": 1.5}, "vad.threshold must be in"),
-    ({"pad": -0.1}, "vad.pad must be ≥ 0"),
-    ({"max_gap": -1.0}, "vad.max_gap must be ≥ 0"),
+    ({"frame_ms": 25}, r"The 'vad.frame_ms' parameter must be an int among \{10, 20, 30\}. Got 25 instead."),
+    ({"threshold": 1.5}, r"The 'vad.threshold' parameter must be a float in \(0, 1\). Got 1.5 instead."),
+    ({"pad": -0.1}, r"The 'vad.pad' parameter must be a float in \[0, inf\). Got -0.1 instead."),
+    ({"max_gap": "x"}, r"The 'vad.max_gap' parameter must be a float in \[0, inf\). Got 'x' instead."),
+    ({"method": "energy"}, r"The 'vad.method' parameter must be a str among \{'silero', 'webrtc'\}"),
 ])
 def test_vad_config_errors_are_clear(bad, message):
-    with pytest.raises(MungError, match=message):
-        detect_speech(np.zeros(16000, np.float32), VADConfig(**bad))
+    with pytest.raises(MungError, match=message):  # at construction ...
+        VADConfig(**bad)
+    cfg = VADConfig()
+    for k, v in bad.items():
+        setattr(cfg, k, v)
+    with pytest.raises(MungError, match=message):  # ... and when a stage is handed a changed one
+        detect_speech(np.zeros(16000, np.float32), cfg)
 
 
 def test_join_close():
@@ -56,7 +62,7 @@ def test_windows_cover_regions_and_short_regions_get_one():
     w = sliding_windows(np.array([[0.0, 3.2], [5.0, 5.6]]), WindowConfig(1.5, 0.75))
     assert w[0, 0] == 0.0 and w[-2, 1] == pytest.approx(3.2) and tuple(w[-1]) == (5.0, 5.6)
     assert np.all(w[:-1, 1] - w[:-1, 0] == pytest.approx(1.5))
-    with pytest.raises(MungError, match="must not exceed"):
+    with pytest.raises(MungError, match="'windows.window' parameter must be at least 'windows.shift'"):
         sliding_windows(np.array([[0.0, 3.0]]), WindowConfig(1.0, 2.0))
 
 

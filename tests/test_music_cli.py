@@ -12,7 +12,9 @@ from music_fixtures import MUSIC, rows, write_labels
 
 from mung.cli import main
 from mung.errors import MungError
-from mung.music.inference import Ensemble, default_checkpoints, load_checkpoint, tag
+from mung.music.ensemble import Ensemble
+from mung.music.model_io import default_checkpoints, load_music_model
+from mung.music.tag import tag
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,7 +39,7 @@ def test_train_writes_run_folder(trained):
     _, _, run = trained
     for name in ("model.safetensors", "metrics.csv", "curves.png"):
         assert (run / name).exists(), name
-    ck = load_checkpoint(run)
+    ck = load_music_model(run)
     assert ck.meta["task"] == "multi" and ck.meta["stations"] == ["Q1", "Q2", "Q3", "Q4"]
     assert ck.meta["mel"]["n_mels"] == 128 and ck.meta["crop_frames"] == 64
     assert "station_accuracy" in ck.meta["val_metrics"]
@@ -51,7 +53,7 @@ def test_tag_json_contract(trained, capsys):
     (row,) = json.loads(out)
     assert set(row) == {"file", "station", "station_probs", "moods", "mood_scores"}
     assert row["station"] in row["station_probs"] and abs(sum(row["station_probs"].values()) - 1) < 1e-3
-    thr = load_checkpoint(run).meta["mood_threshold"]
+    thr = load_music_model(run).meta["mood_threshold"]
     assert all(row["mood_scores"][m] >= thr for m in row["moods"])
     code, out, _ = run_cli(capsys, "music", "tag", str(run), str(clip), "--format", "csv")
     assert code == 0 and out.splitlines()[0].startswith("file,station,moods")

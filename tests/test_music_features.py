@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from music_fixtures import MUSIC, rows
 
+from mung.arrays import fit_length, tile
 from mung.errors import MungError
-from mung.music.data import MelCache, eval_crops, random_crop, tile
+from mung.music.data import MelCache, eval_crops, random_crop
 from mung.music.features import MelConfig, featurize, load_mel, load_npy, normalise
 
 
@@ -57,6 +58,8 @@ def test_two_dim_npy_accepted(tmp_path):
 def test_crops_tile_and_cover():
     mel = np.arange(10, dtype=np.float32).reshape(1, 1, 10)
     assert tile(mel, 25).shape[-1] == 30
+    assert fit_length(mel, 25).shape[-1] == 25 and fit_length(mel, 5) is mel
+    np.testing.assert_array_equal(fit_length(np.arange(3.0), 7), [0, 1, 2, 0, 1, 2, 0])
     crop = random_crop(mel, 25, np.random.default_rng(0))
     assert crop.shape[-1] == 25
     crops = eval_crops(np.arange(100, dtype=np.float32).reshape(1, 1, 100), 30)

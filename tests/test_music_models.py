@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from music_fixtures import tiny_batch
 
 from mung.errors import MungError
-from mung.music.models import BACKBONES, build
+from mung.music.models import build
+from mung.registry import names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +41,7 @@ def _overfit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: in
     return losses
 
 
-@pytest.mark.parametrize("name", [*BACKBONES, "attention"])
+@pytest.mark.parametrize("name", names("music_model"))
 def test_model_shapes_and_overfit(batch, name):
     torch.manual_seed(0)
     x, y = batch

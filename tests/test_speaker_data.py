@@ -12,8 +12,8 @@ import torch
 from conftest import run_cli
 
 from mung.audio import load
-from mung.speaker.checkpoint import load_checkpoint
-from mung.speaker.train import TrainConfig, Trainer
+from mung.speaker.model_io import load_speaker_model
+from mung.speaker.train import SpeakerTrainConfig, Trainer
 
 SPEECH = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech" / "librispeech-train-clean-100"
@@ -36,7 +36,7 @@ def test_angular_prototypical_loss_falls_on_a_tiny_real_batch(speech):
         wav = load(next((speech / spk).glob("*.ogg")))
         crops.append([wav[16000:32000], wav[len(wav) // 2 : len(wav) // 2 + 16000]])
     batch = torch.from_numpy(np.array(crops, dtype=np.float32))  # [4, 2, 16000]
-    trainer = Trainer(TrainConfig("", "", "", device="cpu", lr=1e-3), n_speakers=4)
+    trainer = Trainer(SpeakerTrainConfig("", "", "", device="cpu", lr=1e-3), n_speakers=4)
     labels = torch.arange(4)
     losses = [trainer.step(batch, labels)[0] for _ in range(8)]
     assert np.mean(losses[-3:]) < losses[0] - 0.2, losses
@@ -82,10 +82,10 @@ def test_cli_make_lists_train_resume_eval_embed(speech, tmp_path, capsys):
     code, _, err = run_cli(capsys, *train, "--epochs", "2", "--resume")
     assert code == 0, err
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1, 2]
-    sm = load_checkpoint(run / "model.pt")
+    sm = load_speaker_model(run / "model.pt")
     assert sm.meta["epochs"] == 2 and "val_eer" in sm.meta["metrics"] and sm.meta["train_speakers"] == 3
 
-    code, out, err = run_cli(capsys, "speaker", "eval", "--trials", lists / "trials.txt",
+    code, out, err = run_cli(capsys, "speaker", "evaluate", "--trials", lists / "trials.txt",
                            "--audio-root", lists / "audio", "--model",
                            run / "model.pt", "--segment-aggregation",
                            "--crops", "2", "--out", tmp_path / "eval.json")
@@ -128,7 +128,7 @@ def test_bad_lists_and_trials_give_one_line_errors(speech, tmp_path, capsys):
         if kind == "train":
             args = ["speaker", "train", "--train-list", path, "--audio-root", root, "--out", tmp_path / "r"]
         else:
-            args = ["speaker", "eval", "--trials", path, "--audio-root", root]
+            args = ["speaker", "evaluate", "--trials", path, "--audio-root", root]
         code, _, err = run_cli(capsys, *args)
         assert code == 1, name
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from mung.errors import MungError
-from mung.speaker.checkpoint import AggregationConfig, SpeakerModel, load_checkpoint, save_checkpoint
-from mung.speaker.embedder import ResNetSE34LEncoder
-from mung.speaker.encoder import load_encoder
+from mung.speaker.encoders import ResNetSE34LEncoder, load_encoder
 from mung.speaker.losses import AngularPrototypical, SpeakerSoftmax
 from mung.speaker.metrics import eer, eer_interval, min_dcf
-from mung.speaker.models import ResNetSE34L, SegmentAggregator, count_parameters, segment_bounds
+from mung.speaker.model_io import AggregationConfig, SpeakerModel, load_speaker_model, save_speaker_model
+from mung.speaker.models import ResNetSE34L, SegmentAggregator, segment_bounds
+from mung.torchutil import count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,7 +56,7 @@ def test_eer_and_min_dcf_hand_cases():
 
 
 def test_architecture_size_and_shapes(model):
-    assert 1.3e6 < count_parameters(model) < 1.5e6  # "about 1.4 M parameters" (§4)
+    assert 1.3e6 < count_parameters(model) < 1.5e6  # "about 1.4 M parameters" (Chung et al. 2020)
     with torch.no_grad():
         assert model(torch.randn(2, 16000)).shape == (2, 512)
     assert segment_bounds(8000, 8000, 4000).tolist() == [[0, 8000]]
@@ -84,14 +84,14 @@ def test_checkpoint_round_trip_pt_and_safetensors(tmp_path, model, wav):
     sm = SpeakerModel(model, SegmentAggregator(512), AggregationConfig(0.4, 0.2), {"metrics": {"eer": 1.0}})
     ref = ResNetSE34LEncoder(sm).embed_spans(wav, SPANS)
     assert np.allclose(np.linalg.norm(ref, axis=1), 1, atol=1e-5)
-    save_checkpoint(tmp_path / "m.pt", sm)
+    save_speaker_model(tmp_path / "m.pt", sm)
     with pytest.raises(MungError, match="exists"):
-        save_checkpoint(tmp_path / "m.pt", sm)
-    save_checkpoint(tmp_path / "m.safetensors", sm)
+        save_speaker_model(tmp_path / "m.pt", sm)
+    save_speaker_model(tmp_path / "m.safetensors", sm)
     raw = torch.load(tmp_path / "m.pt", weights_only=True)
     assert raw["architecture"] == "ResNetSE34L" and raw["model_config"]["frontend"]["n_mels"] == 40
     for name, tol in (("m.pt", 1e-6), ("m.safetensors", 5e-3)):
-        back = load_checkpoint(tmp_path / name)
+        back = load_speaker_model(tmp_path / name)
         assert back.aggregation == AggregationConfig(0.4, 0.2) and back.meta["metrics"]["eer"] == 1.0
         assert back.aggregator is not None
         out = load_encoder(f"resnetse34l:{tmp_path / name}").embed_spans(wav, SPANS)
@@ -147,23 +147,23 @@ def test_other_architectures_and_bad_checkpoints_are_explained(tmp_path, model):
     }  # e.g. ResNetSE34V2 / RawNet3 heads
     torch.save(vt_other, tmp_path / "v2.model")
     with pytest.raises(MungError, match="not a ResNetSE34L"):
-        load_checkpoint(tmp_path / "v2.model")
+        load_speaker_model(tmp_path / "v2.model")
     sm = SpeakerModel(model)
-    save_checkpoint(tmp_path / "ours.pt", sm)
+    save_speaker_model(tmp_path / "ours.pt", sm)
     payload = torch.load(tmp_path / "ours.pt", weights_only=True)
     torch.save({**payload, "architecture": "CRNN"}, tmp_path / "crnn.pt")
     with pytest.raises(MungError, match="architecture is 'CRNN'"):
-        load_checkpoint(tmp_path / "crnn.pt")
+        load_speaker_model(tmp_path / "crnn.pt")
     torch.save({"classifier.weight": torch.randn(4, 4)}, tmp_path / "music.pt")
     with pytest.raises(MungError, match="no '__S__.' keys"):
-        load_checkpoint(tmp_path / "music.pt")
+        load_speaker_model(tmp_path / "music.pt")
     payload["state_dict"] = {k: v for k, v in payload["state_dict"].items() if not k.startswith("fc.")}
     torch.save(payload, tmp_path / "cut.pt")
     with pytest.raises(MungError, match="do not fit a ResNetSE34L"):
-        load_checkpoint(tmp_path / "cut.pt")
+        load_speaker_model(tmp_path / "cut.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(MungError, match="not a loadable"):
-        load_checkpoint(tmp_path / "junk.pt")
+        load_speaker_model(tmp_path / "junk.pt")
     with pytest.raises(MungError, match="not found"):
         load_encoder(f"resnetse34l:{tmp_path / 'missing.pt'}")
     with pytest.raises(MungError, match="needs a checkpoint"):

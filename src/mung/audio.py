@@ -151,7 +151,7 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-normalised triangular filters ``[n_mels, n_fft//2+1]`` (equal to
     ``librosa.filters.mel`` defaults; written out because librosa's numba import is fragile)."""
     fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
@@ -177,4 +177,4 @@ def power_mel(wav: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
     spec = scipy.fft.rfft(frames * window, axis=1)  # float32 in → complex64 out
     power = spec.real**2 + spec.imag**2
-    return (mel_filterbank(sample_rate, n_fft, n_mels) @ power.T).astype(np.float32)
+    return (slaney_mel_filterbank(sample_rate, n_fft, n_mels) @ power.T).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Command line: ``mung diarize | score | tune | speaker | music``. Parsing only; work lives in
+"""Command line: ``mung diarize | speaker | music``. Parsing and printing only; the work lives in
 the library modules that share the command names."""
 
 from __future__ import annotations
@@ -7,22 +7,9 @@ import sys
 
 import click
 
+from mung.cli import diarize, music, score, speaker, view
+from mung.cli.groups import hidden_alias
 from mung.errors import MungError
-
-
-class DefaultGroup(click.Group):
-    """A group that runs ``default_command`` when the first argument is not a sub-command
-    (``mung diarize a.wav`` and ``mung diarize simulate ...`` both work)."""
-
-    def __init__(self, *args, default_command: str = "run", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.default_command = default_command
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == self.default_command:
-            if not (args and args[0] in ("--help", "-h") and len(args) == 1):
-                args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,17 +19,14 @@ def cli(debug: bool) -> None:
     """mung — offline diarization, speaker embeddings and music tagging."""
 
 
-def _register() -> None:
-    from mung.cli import diarize, music, score, speaker
-
-    cli.add_command(diarize.diarize_group)
-    cli.add_command(score.score)
-    cli.add_command(score.tune)
-    cli.add_command(speaker.speaker)
-    cli.add_command(music.music)
-
-
-_register()
+diarize.diarize_group.add_command(score.score)
+diarize.diarize_group.add_command(score.tune)
+cli.add_command(diarize.diarize_group)
+cli.add_command(speaker.speaker)
+cli.add_command(music.music)
+cli.add_command(view.view)
+cli.add_command(hidden_alias(score.score, "score"))  # now `mung diarize score`
+cli.add_command(hidden_alias(score.tune, "tune"))  # now `mung diarize tune`
 
 
 def main(argv: list[str] | None = None) -> None:

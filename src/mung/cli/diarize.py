@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from mung.cli import DefaultGroup
+from mung.cli.groups import DefaultGroup
+from mung.cli.options import LazyChoice
 
 
 @click.group(cls=DefaultGroup, name="diarize")
@@ -44,13 +45,14 @@ def _overrides(opts: dict) -> dict:
 
 
 def _clustering_spec(value: str | None) -> str | None:
-    from mung.diarization.clustering import METHODS
+    from mung.diarization.pipeline import Diarizer  # noqa: F401 - registers every clustering method
     from mung.errors import MungError
+    from mung.registry import names
 
     if value is None:
         return None
     method, _, model = value.partition(":")
-    if method not in METHODS or (method == "uisrnn") != bool(model):
+    if method not in names("clustering") or (method == "uisrnn") != bool(model):
         raise MungError(f"--clustering: one of ahc+spectral, ahc, spectral, uisrnn:MODEL; got {value!r}")
     return value
 
@@ -79,22 +81,22 @@ def _run_one(path: Path):
 
 
 def _write(d, out: Path, opts: dict) -> None:
-    from mung import io
+    from mung import outputs
     from mung.diarization.plot import plot_timeline
 
-    io.write_text(out / f"{d.uri}.rttm", d.to_rttm(), force=opts["force"])
+    outputs.write_text(out / f"{d.uri}.rttm", d.to_rttm(), force=opts["force"])
     if opts["json"]:
-        io.write_json(out / f"{d.uri}.json", d.to_json(), force=opts["force"])
+        outputs.write_json(out / f"{d.uri}.json", d.to_json(), force=opts["force"])
     if opts["plot"]:
-        io.write_with(out / f"{d.uri}.png", lambda p: plot_timeline(d, p), force=opts["force"])
+        plot_timeline(d, out / f"{d.uri}.png", force=opts["force"])
 
 
 def _save_config(path: Path, text: str, force: bool) -> None:
     """The resolved config beside the outputs (an identical existing file is left alone)."""
-    from mung import io
+    from mung import outputs
 
     if not path.exists() or path.read_text() != text:
-        io.write_text(path, text, force=force)
+        outputs.write_text(path, text, force=force)
 
 
 def _summary(d) -> str:
@@ -103,16 +105,31 @@ def _summary(d) -> str:
     return "\n".join(lines)
 
 
+def _choices(section: str, name: str) -> LazyChoice:
+    """Allowed values of ``DiarizationConfig.<section>.<name>``, from its constraints."""
+
+    def load() -> list[str]:
+        import dataclasses
+
+        from mung.config import choices
+        from mung.diarization.pipeline import DiarizationConfig
+
+        field = next(f for f in dataclasses.fields(DiarizationConfig) if f.name == section)
+        return choices(field.default_factory, name)
+
+    return LazyChoice(load)
+
+
 @diarize_group.command(name="run")
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
 @click.option("--segmentation", help="Local segmentation model: default | MODEL | none (window pipeline).")
 @click.option("--exclusive", is_flag=True, help="One speaker per frame (no overlapping turns), for ASR.")
-@click.option("--vad", type=click.Choice(["webrtc", "silero"]), help="Speech detector (--segmentation none).")
+@click.option("--vad", type=_choices("vad", "method"), help="Speech detector (--segmentation none).")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
 @click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
-@click.option("--frame-ms", type=click.Choice(["10", "20", "30"]), callback=lambda c, p, v: v and int(v))
+@click.option("--frame-ms", type=_choices("vad", "frame_ms"), callback=lambda c, p, v: v and int(v))
 @click.option("--padding-ms", type=int, help="webrtcvad end-point padding window (ms).")
 @click.option("--window", type=float, help="Embedding window (s).")
 @click.option("--shift", type=float, help="Window shift (s).")
@@ -123,8 +140,8 @@ def _summary(d) -> str:
     "--clustering", callback=lambda c, p, v: _clustering_spec(v),
     help="ahc+spectral (default) | ahc | spectral | uisrnn:MODEL",
 )
-@click.option("--dereverb", type=click.Choice(["none", "wpe"]), help="WPE dereverberation before detection.")
-@click.option("--linkage", type=click.Choice(["average", "complete", "single"]))
+@click.option("--dereverb", type=_choices("dereverb", "method"), help="WPE dereverberation before detection.")
+@click.option("--linkage", type=_choices("clustering", "linkage"))
 @click.option("--threshold", type=float, help="AHC cosine-distance threshold.")
 @click.option("--num-speakers", type=int, help="Known number of speakers.")
 @click.option("--min-speakers", type=int)
@@ -133,6 +150,8 @@ def _summary(d) -> str:
 @click.option("--json", is_flag=True, help="Also write DIR/<stem>.json.")
 @click.option("--plot", is_flag=True, help="Also write a timeline DIR/<stem>.png.")
 @click.option("--print", "print_", is_flag=True, help="Print who spoke when.")
+@click.option("--html", is_flag=True, help="Also write a results page DIR/index.html (see mung view).")
+@click.option("--ref", type=click.Path(), help="Reference RTTM for the --html page (errors, DER).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
@@ -158,6 +177,8 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     out_dir = None if out in (None, "-") else Path(out)
     if out_dir is None and len(paths) > 1:
         raise MungError("several inputs need --out DIR")
+    if opts["html"] and out_dir is None:
+        raise MungError("--html needs --out DIR (the page is written to DIR/index.html)")
     failed = 0
     if out_dir is not None:
         _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
@@ -181,6 +202,13 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
             _write(d, out_dir, opts)
         if opts["print_"]:
             click.echo(_summary(d), err=out_dir is None)
+    if opts["html"]:
+        from mung.view import write_diarization_page
+
+        done = [(p, d) for p, d, err in results if err is None]
+        write_diarization_page(out_dir, [d for _, d in done], {d.uri: p for p, d in done}, ref=opts["ref"],
+                               force=opts["force"])
+        click.echo(f"page written to {out_dir / 'index.html'} (or run: mung view {out_dir})", err=True)
     if failed:
         raise SystemExit(1)
 
@@ -248,47 +276,39 @@ def simulate_cmd(speech: str, out: str, n: int, seed: int, name: str, audio_form
 
 
 @diarize_group.command(name="train-clustering")
-@click.option("--method", type=click.Choice(["uisrnn"]), default="uisrnn", show_default=True)
+@click.option("--method", type=click.Choice(["uisrnn"]), help="Supervised clustering method (uisrnn).")
 @click.option("--audio-dir", required=True, type=click.Path(), help="Recordings (uri = file stem).")
 @click.option("--ref", "ref", required=True, type=click.Path(), help="RTTM with their speaker turns.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Model file to write.")
-@click.option("--config", "config_file", type=click.Path(), help="Pipeline YAML (front-end settings).")
+@click.option("--config", "config_file", type=click.Path(),
+              help="YAML with `pipeline:` (front-end) and `uisrnn:` (training) sections; see --show-config.")
 @click.option("--embedding", help="default | resnetse34l:CKPT")
 @click.option("--cache", type=click.Path(), help="Read/write the window embeddings here (.npz).")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--hidden", type=int, default=128, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, help="Training steps (default 2000).")
+@click.option("--hidden", type=int, help="GRU size (default 128).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
-def train_clustering_cmd(method: str, audio_dir: str, ref: str, out: str, config_file: str | None,
-                         embedding: str | None, cache: str | None, steps: int, hidden: int, seed: int,
-                         force: bool) -> None:
+@click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | None, cache: str | None,
+                         force: bool, show_config: bool, **opts) -> None:
     """Train supervised clustering on RTTM-labelled recordings (the pipeline's front-end embeds them)."""
     from tqdm import tqdm
 
-    from mung import io
-    from mung.audio import find_audio
-    from mung.config import load_yaml, merge
-    from mung.diarization.pipeline import DiarizationConfig
-    from mung.diarization.rttm import read_rttm
-    from mung.diarization.uisrnn import UISRNNTrainConfig, labelled_embeddings, save_model, train
+    from mung.config import dump, load
+    from mung.diarization.train_clustering import ClusteringTrainConfig, train_clustering
 
-    io.check_writable(Path(out), force)
-    config = load_yaml(DiarizationConfig, config_file) if config_file else DiarizationConfig()
-    config = merge(config, {"embedding.model": embedding})
-    refs = read_rttm(ref)
-    paths = [p for p in find_audio([audio_dir]) if p.stem in refs]
-    if not paths:
-        from mung.errors import MungError
-
-        raise MungError(f"{audio_dir}: no audio file whose stem is a uri of {ref}")
-    bar = dict(unit="file", file=sys.stderr, desc="embedding")
-    data, meta = labelled_embeddings(paths, refs, config, cache, progress=lambda it: tqdm(it, **bar))
-    train_config = UISRNNTrainConfig(hidden=hidden, steps=steps, seed=seed)
-    model, curve = train(data, train_config, meta, lambda it: tqdm(it, desc="training", file=sys.stderr))
-    save_model(model, out, force)
-    click.echo(f"{method} model ({model.dim}-d {meta['encoder']} embeddings, {len(data)} recordings, "
-               f"p_change {model.p_change:.3f}, crp_alpha {model.crp_alpha:.2f}, "
-               f"final NLL {curve[-1]:.1f}) → {out}")
+    keys = {"method": "method", "embedding": "pipeline.embedding.model", "steps": "uisrnn.steps",
+            "hidden": "uisrnn.hidden", "seed": "uisrnn.seed"}
+    config = load(ClusteringTrainConfig, config_file, {keys[k]: v for k, v in opts.items()})
+    if show_config:
+        click.echo(dump(config), nl=False)
+        return
+    result = train_clustering(audio_dir, ref, out, config, cache, force,
+                              progress=lambda it, desc: tqdm(it, desc=desc, unit="step", file=sys.stderr))
+    m = result.model
+    click.echo(f"{config.method} model ({m.dim}-d {result.meta['encoder']} embeddings, {result.recordings} "
+               f"recordings, p_change {m.p_change:.3f}, crp_alpha {m.crp_alpha:.2f}, "
+               f"final NLL {result.curve[-1]:.1f}) → {out}")
 
 
 @diarize_group.command(name="train-segmentation")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 from mung.errors import MungError
+from mung.music.formats import FORMATS
 
 
 @click.group()
@@ -45,43 +47,51 @@ def featurize(audio: tuple[str, ...], out_dir: str, force: bool) -> None:
     click.echo(f"wrote {len(written)} mel file(s) to {out_dir}")
 
 
+def _train_choices(name: str, section: str = "") -> LazyChoice:
+    """The allowed values of a ``MusicTrainConfig`` field (its constraints, read when needed)."""
+
+    def load() -> list[str]:
+        from mung.config import choices
+        from mung.music.features import MelConfig
+        from mung.music.train import MusicTrainConfig
+
+        return choices(MelConfig if section == "mel" else MusicTrainConfig, name)
+
+    return LazyChoice(load)
+
+
 @music.command()
-@click.option("--task", type=click.Choice(["station", "mood", "multi"]), default="station", show_default=True)
-@click.option("--model", "model_name", default="crnn", show_default=True,
-              help="speakernet, speakernet1d, crnn, rexnet, resnext50, melstats, attention.")
+@click.option("--task", type=_train_choices("task"), help="Default station.")
+@click.option("--model", "model", type=_train_choices("model"), help="Network (default crnn).")
 @click.option("--model-args", default=None, help='JSON settings, e.g. \'{"aggregation": "gru"}\'.')
 @click.option("--aux", type=click.Path(), help="Frozen checkpoint of the other task (attention model).")
 @click.option("--data", required=True, type=click.Path(),
               help="labels CSV, folder with labels.csv, or competition root.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder.")
-@click.option("--epochs", default=30, show_default=True)
-@click.option("--batch-size", default=16, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--weight-decay", default=1e-4, show_default=True)
-@click.option("--crop-frames", default=256, show_default=True, help="Training crop (32 ms frames).")
-@click.option("--loss", type=click.Choice(["ce", "focal"]), default="ce", show_default=True,
-              help="Station loss (mood always BCE).")
-@click.option("--mixup", default=0.0, show_default=True, help="Mixup Beta(α, α); 0 = off.")
-@click.option("--freq-mask", default=0, show_default=True, help="Max frequency-mask width; 0 = off.")
-@click.option("--patience", default=8, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--normalisation", type=click.Choice(["log10", "log", "none"]), default="log10",
-              show_default=True)
+@typed_options({
+    "epochs": (int, "Default 30."), "batch-size": (int, "Default 16."), "lr": (float, "Default 1e-3."),
+    "weight-decay": (float, "Default 1e-4."),
+    "crop-frames": (int, "Training crop (32 ms frames; default 256)."),
+    "loss": (_train_choices("loss"), "Station loss (default ce; mood always BCE)."),
+    "mixup": (float, "Mixup Beta(α, α); 0 = off (default)."),
+    "freq-mask": (int, "Max frequency-mask width; 0 = off (default)."), "patience": (int, "Default 8."),
+    "seed": (int, "Default 0."),
+})
+@click.option("--device", help="Default auto.")
+@click.option("--normalisation", type=_train_choices("normalisation", "mel"), help="Default log10.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's outputs.")
-def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, lr, weight_decay,
-          crop_frames, loss, mixup, freq_mask, patience, seed, device, normalisation, cache_dir, force):
+@config_options
+def train(data, out_dir, model_args, normalisation, force, config_file, show_config, **opts):
     """Train a station / mood / multi-task model (early stopping on the val split)."""
-    from mung.music.features import MelConfig
-    from mung.music.train import TrainConfig
+    from mung.music.train import MusicTrainConfig
     from mung.music.train import train as run
 
-    cfg = TrainConfig(task=task, model=model_name, model_kwargs=_json_option(model_args, "--model-args"),
-                      aux=aux, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      crop_frames=crop_frames, loss=loss, mixup=mixup, freq_mask=freq_mask,
-                      patience=patience, seed=seed, device=device,
-                      mel=MelConfig(normalisation=normalisation), cache_dir=cache_dir)
+    overrides = {**opts, "mel.normalisation": normalisation,
+                 "model_kwargs": _json_option(model_args, "--model-args") if model_args else None}
+    cfg = resolve_config(MusicTrainConfig, config_file, overrides, show_config)
+    if cfg is None:
+        return
     result = run(cfg, data, out_dir, force=force)
     shown = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
     click.echo(f"best epoch {result.best_epoch}: {shown}")
@@ -90,19 +100,20 @@ def train(task, model_name, model_args, aux, data, out_dir, epochs, batch_size, 
 
 @music.command()
 @click.argument("items", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "competition"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per checkpoint.")
 @click.option("--threshold", type=float, default=None, help="Mood threshold (default: the tuned one).")
 @click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def tag(items, fmt, weights, threshold, top, out_file, force):
+@click.option("--html", "html_dir", type=click.Path(), help="Also write a results page DIR/index.html.")
+@click.option("--labels", type=click.Path(), help="Labels CSV shown beside the predictions (--html).")
+def tag(items, fmt, weights, threshold, top, out_file, force, html_dir, labels):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
     several = weighted ensemble)."""
-    from mung.io import write_text
-    from mung.music.inference import format_rows
-    from mung.music.inference import tag as run
+    from mung.music.formats import format_rows
+    from mung.music.tag import tag as run
+    from mung.outputs import write_text
 
     ckpts = [i for i in items if _is_checkpoint(i)]
     inputs = [i for i in items if not _is_checkpoint(i)]
@@ -116,6 +127,11 @@ def tag(items, fmt, weights, threshold, top, out_file, force):
         click.echo(f"wrote {out_file}")
     else:
         click.echo(text)
+    if html_dir:
+        from mung.view import write_music_page
+
+        write_music_page(html_dir, rows, labels=labels, force=force)
+        click.echo(f"page written to {Path(html_dir) / 'index.html'} (or: mung view {html_dir})", err=True)
 
 
 def _weights(weights: str | None) -> list[float] | None:
@@ -160,7 +176,7 @@ def ablate(data, out_dir, seeds, epochs, quick, cache_dir, only, tasks, force):
 @click.option("--force", is_flag=True)
 def export(run, out_file, full_precision, force):
     """Copy a run's checkpoint (fp16 by default), e.g. into src/mung/music/weights/."""
-    from mung.music.inference import export as run_export
+    from mung.music.model_io import export as run_export
 
     click.echo(f"wrote {run_export(run, out_file, not full_precision, force)}")
 

@@ -76,7 +76,7 @@ def tune(audio_dir, ref, uem, config_file, objective, collar, out, force) -> Non
     import yaml
     from tqdm import tqdm
 
-    from mung import io
+    from mung import outputs
     from mung.audio import find_audio
     from mung.config import load_yaml, merge, to_dict
     from mung.diarization.pipeline import DiarizationConfig
@@ -84,7 +84,7 @@ def tune(audio_dir, ref, uem, config_file, objective, collar, out, force) -> Non
     from mung.diarization.tune import TuneGrid
     from mung.diarization.tune import tune as tune_fn
 
-    io.check_writable(Path(out), force)
+    outputs.check_writable(Path(out), force)
     refs, uems = {}, {}
     for r in ref:
         refs.update(read_rttm(r))
@@ -96,5 +96,5 @@ def tune(audio_dir, ref, uem, config_file, objective, collar, out, force) -> Non
     for t in trials[:10]:
         click.echo(f"DER {100 * t.total.der:6.2f}  (D+J)/2 {100 * t.total.combined:6.2f}  {t.settings}")
     best = merge(base, trials[0].settings)
-    io.write_text(out, yaml.safe_dump(to_dict(best), sort_keys=False), force=force)
+    outputs.write_text(out, yaml.safe_dump(to_dict(best), sort_keys=False), force=force)
     click.echo(f"best config written to {out}")

@@ -1,4 +1,4 @@
-"""`mung speaker make-lists | train | embed | eval` — parsing only; the work is in mung.speaker."""
+"""`mung speaker make-lists | train | embed | evaluate` — parsing only; the work is in mung.speaker."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 
 import click
 
+from mung.cli.groups import hidden_alias
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
+
 
 def _model_spec(model: str) -> str:
     """``default``/``resemblyzer``, ``kind:arg``, or a bare checkpoint path (→ ``resnetse34l:PATH``)."""
-    from mung.speaker.encoder import encoder_kinds
+    from mung.speaker.encoders import encoder_kinds
 
     kind = model.partition(":")[0].lower()
     if model in ("default", "resemblyzer") or kind in encoder_kinds():
@@ -89,48 +92,61 @@ def make_lists_cmd(
     click.echo(f"lists written to {out_dir}/ (audio root: {out_dir / 'audio'})")
 
 
+def _train_choices(name: str) -> LazyChoice:
+    """The allowed values of ``SpeakerTrainConfig.name`` (its constraints, read when needed)."""
+
+    def load() -> list[str]:
+        from mung.config import choices
+        from mung.speaker.train import SpeakerTrainConfig
+
+        return choices(SpeakerTrainConfig, name)
+
+    return LazyChoice(load)
+
+
 @speaker.command()
-@click.option("--train-list", required=True, help="Lines 'speaker_id relative/path'.")
-@click.option("--audio-root", required=True, help="Folder the list's paths are relative to.")
-@click.option("--out", required=True, help="Run folder (checkpoints, curve, history).")
-@click.option(
-    "--loss",
-    type=click.Choice(["angleproto", "softmax", "amsoftmax"]),
-    default="angleproto",
-    show_default=True,
-)
-@click.option("--epochs", default=20, show_default=True)
-@click.option("--speakers-per-batch", default=32, show_default=True, help="N speakers per batch.")
-@click.option("--utts-per-speaker", default=2, show_default=True, help="M utterances per speaker.")
-@click.option("--crop-seconds", default=2.0, show_default=True, help="Random training crop length.")
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
-@click.option("--segment-aggregation", is_flag=True, help="Train with segment aggregation (§3).")
-@click.option("--segment-seconds", default=0.5, show_default=True)
-@click.option("--segment-hop", default=0.25, show_default=True)
-@click.option("--noise-dir", default=None, help="Folder of noise audio for additive augmentation.")
-@click.option("--rir-dir", default=None, help="Folder of room impulse responses for reverberation.")
-@click.option("--val-trials", default=None, help="Trial list scored after every epoch.")
-@click.option("--val-audio-root", default=None)
-@click.option("--init", default=None, help="Start from a checkpoint (ours or voxceleb_trainer).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1…")
-@click.option("--workers", default=0, show_default=True, help="Data-loading processes.")
+@click.option("--train-list", help="Lines 'speaker_id relative/path'.")
+@click.option("--audio-root", help="Folder the list's paths are relative to.")
+@click.option("--out", help="Run folder (checkpoints, curve, history).")
+@typed_options({
+    "loss": (_train_choices("loss"), "Training loss (default angleproto)."), "epochs": (int, "Default 20."),
+    "speakers-per-batch": (int, "N speakers per batch (default 32)."),
+    "utts-per-speaker": (int, "M utterances per speaker (default 2)."),
+    "crop-seconds": (float, "Random training crop length (default 2.0)."), "lr": (float, "Default 1e-3."),
+    "schedule": (_train_choices("schedule"), "Default cosine."),
+})
+@click.option("--segment-aggregation/--no-segment-aggregation", default=None,
+              help="Train with segment aggregation (Jung et al. 2020).")
+@click.option("--segment-seconds", type=float, help="Default 0.5.")
+@click.option("--segment-hop", type=float, help="Default 0.25.")
+@click.option("--noise-dir", help="Folder of noise audio for additive augmentation.")
+@click.option("--rir-dir", help="Folder of room impulse responses for reverberation.")
+@click.option("--val-trials", help="Trial list scored after every epoch.")
+@click.option("--val-audio-root")
+@click.option("--init", help="Start from a checkpoint (ours or voxceleb_trainer).")
+@click.option("--device", help="auto (default), cpu, cuda, cuda:1…")
+@click.option("--workers", type=int, help="Data-loading processes (default 0).")
 @click.option("--threads", default=0, help="torch CPU threads (0 = torch default).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=int, help="Default 0.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run in --out.")
-def train(threads: int, resume: bool, force: bool, **opts) -> None:
+@config_options
+def train(threads: int, resume: bool, force: bool, config_file: str | None, show_config: bool,
+          **opts) -> None:
     """Train ResNetSE34L on a voxceleb_trainer-style list."""
     import torch
 
-    from mung.speaker.train import TrainConfig
+    from mung.speaker.train import SpeakerTrainConfig
     from mung.speaker.train import train as run
 
+    cfg = resolve_config(SpeakerTrainConfig, config_file, opts, show_config)
+    if cfg is None:
+        return
     if threads:
         torch.set_num_threads(threads)
-    final = run(TrainConfig(**opts), resume=resume, force=force)
+    final = run(cfg, resume=resume, force=force)
     click.echo(f"final: {final}")
-    click.echo(f"model: {Path(opts['out']) / 'model.pt'}")
+    click.echo(f"model: {Path(cfg.out) / 'model.pt'}")
 
 
 @speaker.command()
@@ -142,13 +158,13 @@ def embed(
     audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
 ) -> None:
     """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
-    from mung.speaker.embed import embed_files
+    from mung.speaker.embedding import embed_files
 
     paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
     click.echo(f"{len(paths)} embeddings written to {out_dir}/")
 
 
-@speaker.command("eval")
+@speaker.command("evaluate")
 @click.option("--trials", required=True, help="Lines 'label path1 path2' (VoxCeleb format).")
 @click.option("--audio-root", required=True)
 @encoder_options
@@ -171,8 +187,8 @@ def eval_cmd(
     """EER and minDCF (p_target 0.01) in full and with the test side cropped to short durations."""
     from dataclasses import asdict
 
-    from mung.io import check_writable, write_json
-    from mung.speaker.encoder import load_encoder
+    from mung.outputs import check_writable, write_json
+    from mung.speaker.encoders import load_encoder
     from mung.speaker.evaluate import evaluate_trials, format_results
     from mung.speaker.lists import read_trials
 
@@ -192,3 +208,6 @@ def eval_cmd(
             },
             force,
         )
+
+
+speaker.add_command(hidden_alias(eval_cmd, "eval"))  # the earlier spelling

@@ -11,21 +11,22 @@ nearest large cluster, so short noisy windows do not become invented speakers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from mung.arrays import l2_normalize
+from mung.config import Config, Interval, Options, Type, at_least, param
 from mung.errors import MungError
-from mung.speaker.encoder import l2_normalize
+from mung.registry import create, register
 
-METHODS = ("ahc+spectral", "ahc", "spectral", "uisrnn")
 MAX_SPECTRAL_SIZE = 600
 MAX_SPEAKERS = 20  # the eigen-gap search range when the user gives no bound
 
 
 @dataclass
-class ClusteringConfig:
+class ClusteringConfig(Config):
     """``threshold``: cosine distance at which AHC stops merging. ``num_speakers`` fixes the
     count; ``min_speakers``/``max_speakers`` bound it. ``min_cluster_fraction``: clusters
     holding less than this share of the speech are re-assigned to the nearest larger one.
@@ -34,34 +35,24 @@ class ClusteringConfig:
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
     train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
-    method: Literal["ahc+spectral", "ahc", "spectral", "uisrnn"] = "ahc+spectral"
-    linkage: Literal["average", "complete", "single"] = "average"
-    threshold: float = 0.7
-    num_speakers: int | None = None
-    min_speakers: int = 1
-    max_speakers: int | None = None
-    min_cluster_fraction: float = 0.05
-    refine_iterations: int = 10
-    model: str | None = None
-    beam_size: int = 10
+    section: ClassVar[str] = "clustering"
 
-    def validate(self) -> None:
-        if self.method not in METHODS:
-            raise MungError(f"clustering.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+    method: str = param("ahc+spectral", Options(kind="clustering"))
+    linkage: str = param("average", Options(("average", "complete", "single")))
+    threshold: float = param(0.7, Interval(float, 0, 2))
+    num_speakers: int | None = param(None, Interval(int, 1, None), None)
+    min_speakers: int = param(1, Interval(int, 1, None))
+    max_speakers: int | None = param(None, Interval(int, 1, None), None)
+    min_cluster_fraction: float = param(0.05, Interval(float, 0, 1, "left"))
+    refine_iterations: int = param(10, Interval(int, 0, None))
+    model: str | None = param(None, Type(str), None)
+    beam_size: int = param(10, Interval(int, 1, None))
+
+    def check(self, where: str) -> None:
         if self.method == "uisrnn" and not self.model:
-            raise MungError("clustering.method 'uisrnn' needs a model: --clustering uisrnn:MODEL")
-        if self.beam_size < 1:
-            raise MungError("clustering.beam_size must be at least 1")
-        if self.linkage not in ("average", "complete", "single"):
-            raise MungError(f"clustering.linkage must be average, complete or single, got {self.linkage!r}")
-        if self.num_speakers is not None and self.num_speakers < 1:
-            raise MungError("clustering.num_speakers must be at least 1")
-        if self.min_speakers < 1:
-            raise MungError("clustering.min_speakers must be at least 1")
-        if self.max_speakers is not None and self.max_speakers < self.min_speakers:
-            raise MungError("clustering.max_speakers must not be below min_speakers")
-        if not 0 <= self.min_cluster_fraction < 1:
-            raise MungError("clustering.min_cluster_fraction must be in [0, 1)")
+            raise MungError(f"The '{where}.model' parameter must be a model path when "
+                            f"'{where}.method' is 'uisrnn' (--clustering uisrnn:MODEL). Got None instead.")
+        at_least(self, where, "max_speakers", "min_speakers")
 
     def bounds(self, n: int) -> tuple[int, int]:
         """Allowed speaker count range for ``n`` embeddings."""
@@ -158,10 +149,39 @@ def refine(emb: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
     return labels
 
 
+def fold(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: ClusteringConfig) -> np.ndarray:
+    """:func:`fold_small_clusters` with the config's fraction, unless the count is fixed."""
+    if config.num_speakers is None and config.min_cluster_fraction > 0:
+        lo, _ = config.bounds(len(emb))
+        return fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)
+    return labels
+
+
+@register("clustering", "ahc")
+def ahc_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
+    """AHC cut by threshold, small clusters folded."""
+    return fold(emb, ahc(emb, config), weights, config)
+
+
+@register("clustering", "spectral")
+def spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
+    """Spectral clustering with eigen-gap counting, small clusters folded."""
+    return fold(emb, spectral(emb, config), weights, config)
+
+
+@register("clustering", "ahc+spectral")
+def ahc_spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
+    """AHC decides whether there is more than one speaker; spectral clustering how many and who."""
+    labels = ahc_method(emb, config, weights)
+    return spectral(emb, config) if len(np.unique(labels)) > 1 else labels
+
+
 def cluster(
     emb: np.ndarray, config: ClusteringConfig | None = None, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Speaker labels ``0..k-1`` (in order of first appearance) for each embedding row."""
+    """Speaker labels ``0..k-1`` (in order of first appearance) for each embedding row. Every
+    registered ``clustering`` entry is ``fn(emb, config, weights) -> labels`` on unit-norm rows;
+    the cosine k-means refinement is applied here to all of them."""
     config = config or ClusteringConfig()
     config.validate()
     if len(emb) == 0:
@@ -170,16 +190,6 @@ def cluster(
         return np.zeros(1, int)
     emb = l2_normalize(np.asarray(emb, np.float64))
     weights = np.ones(len(emb)) if weights is None else np.asarray(weights, np.float64)
-    if config.method == "uisrnn":
-        from mung.diarization.uisrnn import predict
-
-        labels = predict(emb, config.model, config.bounds(len(emb))[1], config.beam_size)
-    else:
-        labels = spectral(emb, config) if config.method == "spectral" else ahc(emb, config)
-    lo, _ = config.bounds(len(emb))
-    if config.num_speakers is None and config.min_cluster_fraction > 0:
-        labels = fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)
-    if config.method == "ahc+spectral" and len(np.unique(labels)) > 1:
-        labels = spectral(emb, config)
+    labels = create("clustering", config.method, emb, config, weights)
     labels = refine(emb, labels, config.refine_iterations)
     return _relabel(labels)

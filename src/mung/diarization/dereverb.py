@@ -7,37 +7,33 @@ each side (discarded after filtering), so memory grows with the block, not with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
 
 import numpy as np
 
 from mung.audio import SAMPLE_RATE
+from mung.config import Config, Interval, Options, at_least, param
 from mung.errors import MungError
 
 
 @dataclass
-class DereverbConfig:
+class DereverbConfig(Config):
     """``method``: ``none`` or ``wpe``. WPE: ``taps`` prediction-filter length and ``delay`` (STFT
     frames), ``iterations`` of the variance/filter re-estimation, ``fft_size``/``shift`` in samples."""
 
-    method: Literal["none", "wpe"] = "none"
-    taps: int = 10
-    delay: int = 3
-    iterations: int = 3
-    fft_size: int = 512
-    shift: int = 128
-    block_seconds: float = 30.0
-    context_seconds: float = 2.0
+    section: ClassVar[str] = "dereverb"
 
-    def validate(self) -> None:
-        if self.method not in ("none", "wpe"):
-            raise MungError(f"dereverb.method must be 'none' or 'wpe', got {self.method!r}")
-        if self.taps < 1 or self.delay < 1 or self.iterations < 1:
-            raise MungError("dereverb.taps, delay and iterations must be at least 1")
-        if self.shift < 1 or self.fft_size < self.shift:
-            raise MungError("dereverb.fft_size must be >= dereverb.shift >= 1")
-        if self.block_seconds <= 0 or self.context_seconds < 0:
-            raise MungError("dereverb.block_seconds must be positive and context_seconds >= 0")
+    method: str = param("none", Options(("none", "wpe")))
+    taps: int = param(10, Interval(int, 1, None))
+    delay: int = param(3, Interval(int, 1, None))
+    iterations: int = param(3, Interval(int, 1, None))
+    fft_size: int = param(512, Interval(int, 2, None))
+    shift: int = param(128, Interval(int, 1, None))
+    block_seconds: float = param(30.0, Interval(float, 0, None, "neither"))
+    context_seconds: float = param(2.0, Interval(float, 0, None))
+
+    def check(self, where: str) -> None:
+        at_least(self, where, "fft_size", "shift")
 
 
 def wpe_block(wav: np.ndarray, config: DereverbConfig) -> np.ndarray:

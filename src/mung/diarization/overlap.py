@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mung.arrays import l2_normalize
 from mung.audio import SAMPLE_RATE
+from mung.config import Config, Interval, Options, Type, param
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.reconstruct import (
     binarize,
@@ -29,8 +31,8 @@ from mung.diarization.reconstruct import (
     speaker_count,
 )
 from mung.diarization.rttm import Turn
-from mung.errors import MungError
-from mung.speaker.encoder import SpeakerEncoder, l2_normalize, torch_threads
+from mung.speaker.encoders import SpeakerEncoder
+from mung.torchutil import torch_threads
 
 
 class LocalSegmenter(Protocol):
@@ -45,8 +47,14 @@ class LocalSegmenter(Protocol):
     def infer(self, chunks: np.ndarray, hard: bool = False) -> np.ndarray: ...
 
 
+LOCAL_METHODS = ("ahc", "spectral", "ahc+spectral")
+# Embedded speech is cut to a multiple of this length so that the encoder batches many
+# embeddings of equal length (the LSTM takes no padding).
+EMBED_QUANTUM = 0.5
+
+
 @dataclass
-class SegmentationConfig:
+class SegmentationConfig(Config):
     """Settings of the overlap-aware pipeline (seconds unless noted).
 
     - ``model``: ``default`` (the model shipped with mung), a model file, or ``none`` (the window
@@ -79,62 +87,31 @@ class SegmentationConfig:
       turns are dropped. ``exclusive``: one speaker per frame (the top-scoring one), for aligning
       with ASR words."""
 
-    model: str = "none"
-    step: float = 1.0
-    embed_step: float = 5.0
-    batch_size: int = 32
-    onset: float = 0.5
-    count_rounding: float = 0.5
-    count: str = "expected"
-    hard: bool = True
-    min_alone: float = 0.5
-    min_speech: float = 0.2
-    cluster_speech: float = 1.0
-    embed_seconds: float = 3.0
-    clustering: str = "ahc"
-    threshold: float = 0.6
-    min_cluster_fraction: float = 0.1
-    min_link: float = 0.2
-    max_gap: float = 0.0
-    min_duration: float = 0.0
-    exclusive: bool = False
+    section: ClassVar[str] = "segmentation"
+
+    model: str = param("none", Type(str))
+    step: float = param(1.0, Interval(float, 0, None, "neither"))
+    embed_step: float = param(5.0, Interval(float, 0, None, "neither"))
+    batch_size: int = param(32, Interval(int, 1, None))
+    onset: float = param(0.5, Interval(float, 0, 1, "neither"))
+    count_rounding: float = param(0.5, Interval(float, 0, 1))
+    count: str = param("expected", Options(("expected", "onset")))
+    hard: bool = param(True, Type(bool))
+    min_alone: float = param(0.5, Interval(float, 0, None))
+    min_speech: float = param(0.2, Interval(float, 0, None))
+    cluster_speech: float = param(1.0, Interval(float, 0, None))
+    embed_seconds: float = param(3.0, Interval(float, EMBED_QUANTUM, None))
+    clustering: str = param("ahc", Options(LOCAL_METHODS))
+    threshold: float = param(0.6, Interval(float, 0, 2))
+    min_cluster_fraction: float = param(0.1, Interval(float, 0, 1, "left"))
+    min_link: float = param(0.2, Interval(float, 0, None))
+    max_gap: float = param(0.0, Interval(float, 0, None))
+    min_duration: float = param(0.0, Interval(float, 0, None))
+    exclusive: bool = param(False, Type(bool))
 
     @property
     def enabled(self) -> bool:
         return str(self.model).lower() != "none"
-
-    def validate(self) -> None:
-        if not self.model:
-            raise MungError("segmentation.model must be 'default', 'none' or a model file")
-        if self.step <= 0:
-            raise MungError(f"segmentation.step must be positive seconds, got {self.step}")
-        if self.batch_size < 1:
-            raise MungError("segmentation.batch_size must be at least 1")
-        if not 0 < self.onset < 1:
-            raise MungError(f"segmentation.onset must be in (0, 1), got {self.onset}")
-        if not 0 <= self.count_rounding <= 1:
-            raise MungError(f"segmentation.count_rounding must be in [0, 1], got {self.count_rounding}")
-        if self.embed_seconds < EMBED_QUANTUM:
-            raise MungError(f"segmentation.embed_seconds must be at least {EMBED_QUANTUM} s")
-        if self.clustering not in LOCAL_METHODS:
-            raise MungError(f"segmentation.clustering must be one of {', '.join(LOCAL_METHODS)}, "
-                            f"got {self.clustering!r}")
-        if self.count not in ("expected", "onset"):
-            raise MungError(f"segmentation.count must be 'expected' or 'onset', got {self.count!r}")
-        if not 0 <= self.min_cluster_fraction < 1:
-            raise MungError("segmentation.min_cluster_fraction must be in [0, 1)")
-        if self.embed_step <= 0:
-            raise MungError(f"segmentation.embed_step must be positive seconds, got {self.embed_step}")
-        for name in ("min_alone", "min_speech", "cluster_speech", "min_link", "max_gap",
-                     "min_duration"):
-            if getattr(self, name) < 0:
-                raise MungError(f"segmentation.{name} must be ≥ 0 seconds, got {getattr(self, name)}")
-
-
-LOCAL_METHODS = ("ahc", "spectral", "ahc+spectral")
-# Embedded speech is cut to a multiple of this length so that the encoder batches many
-# embeddings of equal length (the LSTM takes no padding).
-EMBED_QUANTUM = 0.5
 
 
 @dataclass

@@ -5,12 +5,15 @@ resegmentation (``segmentation: none``)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mung import audio
+from mung.arrays import l2_normalize
+from mung.config import Config, Interval, Spec, Type, param
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.overlap import (
@@ -23,14 +26,15 @@ from mung.diarization.overlap import (
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
 from mung.diarization.segmentation import SegmentationModel
+from mung.diarization.uisrnn import check_compatible, load_model
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
 from mung.errors import MungError
-from mung.speaker.encoder import SpeakerEncoder, l2_normalize, load_encoder
+from mung.speaker.encoders import SpeakerEncoder, load_encoder
 
 
 @dataclass
-class EmbeddingConfig:
+class EmbeddingConfig(Config):
     """``model``: ``default`` (GE2E from resemblyzer) or ``resnetse34l:CKPT``.
     ``segment_aggregation``: embed short windows with segment aggregation (ResNetSE34L only).
     ``center``: subtract this fraction of the recording's mean embedding before clustering; it
@@ -38,30 +42,29 @@ class EmbeddingConfig:
     phone call far better (1.0 over-splits a meeting with one dominant speaker; 0.5 is the
     measured compromise)."""
 
-    model: str = "default"
-    segment_aggregation: bool = False
-    center: float = 0.5
-    device: str = "cpu"
+    section: ClassVar[str] = "embedding"
+
+    model: str = param("default", Spec("encoder", extra=("default",), needs_arg=("resnetse34l",)))
+    segment_aggregation: bool = param(False, Type(bool))
+    center: float = param(0.5, Interval(float, 0, 1))
+    device: str = param("cpu", Type(str))
 
 
 @dataclass
-class DiarizationConfig:
+class DiarizationConfig(Config):
     """Every setting of the pipeline; ``mung diarize --config`` reads the same keys from YAML."""
 
-    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
-    dereverb: DereverbConfig = field(default_factory=DereverbConfig)
-    vad: VADConfig = field(default_factory=VADConfig)
-    windows: WindowConfig = field(default_factory=WindowConfig)
-    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    resegment: ResegmentConfig = field(default_factory=ResegmentConfig)
+    section: ClassVar[str] = ""  # keys read as in the YAML: ``clustering.threshold``
 
-    def validate(self) -> None:
-        self.segmentation.validate()
-        self.dereverb.validate()
-        self.vad.validate()
-        self.windows.validate()
-        self.clustering.validate()
+    segmentation: SegmentationConfig = param(factory=SegmentationConfig)
+    dereverb: DereverbConfig = param(factory=DereverbConfig)
+    vad: VADConfig = param(factory=VADConfig)
+    windows: WindowConfig = param(factory=WindowConfig)
+    embedding: EmbeddingConfig = param(factory=EmbeddingConfig)
+    clustering: ClusteringConfig = param(factory=ClusteringConfig)
+    resegment: ResegmentConfig = param(factory=ResegmentConfig)
+
+    def check(self, where: str) -> None:
         if self.segmentation.enabled and self.clustering.method == "uisrnn":
             raise MungError("clustering.method 'uisrnn' runs on window embeddings: add --segmentation none")
 
@@ -109,8 +112,6 @@ class Diarizer:
             segmenter = segmenter or SegmentationModel.load(self.config.segmentation.model)
             self.local = LocalEmbedder(segmenter, self.encoder, self.config.segmentation)
         if self.config.clustering.method == "uisrnn":
-            from mung.diarization.uisrnn import check_compatible, load_model
-
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
                              front_end(self.config))

@@ -5,19 +5,23 @@ turns shorter than ``min_duration`` into their neighbours."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from mung.config import Config, Interval, param
 from mung.diarization.rttm import Turn
 
 
 @dataclass
-class ResegmentConfig:
+class ResegmentConfig(Config):
     """``min_duration``: turns shorter than this (seconds) are relabelled to a neighbour;
     ``max_gap``: two turns of one speaker separated by less silence than this are joined."""
 
-    min_duration: float = 0.0
-    max_gap: float = 1.0
+    section: ClassVar[str] = "resegment"
+
+    min_duration: float = param(0.0, Interval(float, 0, None))
+    max_gap: float = param(1.0, Interval(float, 0, None))
 
 
 def window_turns(windows: np.ndarray, labels: np.ndarray) -> list[tuple[float, float, int]]:
@@ -81,6 +85,7 @@ def resegment(
 ) -> list[Turn]:
     """Speaker turns (labels ``spk00``, ``spk01``…) from labelled windows."""
     config = config or ResegmentConfig()
+    config.validate()
     pieces = smooth(window_turns(np.asarray(windows, np.float64), np.asarray(labels)), config.min_duration)
     pieces = _merge(pieces, config.max_gap)
     return [Turn(round(s, 3), round(e, 3), f"spk{k:02d}") for s, e, k in pieces if e - s > 1e-3]

@@ -29,9 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from mung.audio import SAMPLE_RATE, mel_filterbank
+from mung.audio import SAMPLE_RATE, slaney_mel_filterbank
 from mung.errors import MungError
-from mung.io import write_with
+from mung.outputs import write_with
 
 KIND = "mung-segmentation"
 FORMAT_VERSION = 1
@@ -166,7 +166,7 @@ class SegmentationNet(nn.Module):
 
     def __init__(self, spec: SegmentationSpec) -> None:
         super().__init__()
-        fbank = torch.from_numpy(mel_filterbank(spec.sample_rate, self.n_fft, spec.n_mels))
+        fbank = torch.from_numpy(slaney_mel_filterbank(spec.sample_rate, self.n_fft, spec.n_mels))
         self.register_buffer("fbank", fbank, persistent=False)
         self.register_buffer("window", torch.hann_window(self.win), persistent=False)
         self.norm = nn.BatchNorm1d(spec.n_mels)

@@ -15,10 +15,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mung import audio
+from mung.config import Config, Interval, Range, at_least, param
 from mung.diarization.rttm import Diarization, Turn, write_uem
 from mung.errors import MungError
 
@@ -26,7 +28,7 @@ SR = audio.SAMPLE_RATE
 
 
 @dataclass
-class SimulationConfig:
+class SimulationConfig(Config):
     """Ranges are ``(low, high)``, drawn uniformly. ``duration``: target length of a recording (s);
     ``whole_turn_prob``: a turn is a whole utterance rather than a random part;
     ``backchannel_prob``: a turn gets a short interjection (``backchannel`` s) of another speaker.
@@ -34,39 +36,28 @@ class SimulationConfig:
     reverberation time drawn from ``rt60``, direct-to-reverberant ratio from ``drr_db``); the
     reference stays the direct speech span."""
 
-    min_speakers: int = 2
-    max_speakers: int = 4
-    duration: tuple[float, float] = (60.0, 120.0)
-    min_turn: float = 1.5
-    whole_turn_prob: float = 0.3
-    pause: tuple[float, float] = (0.2, 1.5)
-    overlap_prob: float = 0.4
-    overlap: tuple[float, float] = (0.3, 1.5)
-    backchannel_prob: float = 0.0
-    backchannel: tuple[float, float] = (0.3, 1.0)
-    speaker_gain_db: tuple[float, float] = (-6.0, 0.0)
-    turn_jitter_db: float = 1.0
-    snr_db: tuple[float, float] = (20.0, 30.0)
-    silence_db: float = -40.0
-    lead: float = 0.5
-    rt60: tuple[float, float] | None = None
-    drr_db: tuple[float, float] = (-2.0, 4.0)
+    section: ClassVar[str] = "simulate"
 
-    def validate(self) -> None:
-        if not 1 <= self.min_speakers <= self.max_speakers:
-            raise MungError("simulate: need 1 <= min_speakers <= max_speakers")
-        for name in ("duration", "pause", "overlap", "backchannel", "speaker_gain_db", "snr_db", "drr_db",
-                     "rt60"):
-            lo, hi = getattr(self, name) or (0, 0)
-            if lo > hi:
-                raise MungError(f"simulate: {name} range ({lo}, {hi}) has low > high")
-        if self.rt60 is not None and self.rt60[0] <= 0:
-            raise MungError("simulate: rt60 must be positive")
-        if self.duration[0] <= 0 or self.min_turn <= 0 or self.pause[0] < 0 or self.overlap[0] < 0:
-            raise MungError("simulate: duration and min_turn must be positive, pause and overlap >= 0")
-        for name in ("whole_turn_prob", "overlap_prob", "backchannel_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise MungError(f"simulate: {name} must be in [0, 1]")
+    min_speakers: int = param(2, Interval(int, 1, None))
+    max_speakers: int = param(4, Interval(int, 1, None))
+    duration: tuple[float, float] = param((60.0, 120.0), Range(Interval(float, 0, None, "neither")))
+    min_turn: float = param(1.5, Interval(float, 0, None, "neither"))
+    whole_turn_prob: float = param(0.3, Interval(float, 0, 1))
+    pause: tuple[float, float] = param((0.2, 1.5), Range(Interval(float, 0, None)))
+    overlap_prob: float = param(0.4, Interval(float, 0, 1))
+    overlap: tuple[float, float] = param((0.3, 1.5), Range(Interval(float, 0, None)))
+    backchannel_prob: float = param(0.0, Interval(float, 0, 1))
+    backchannel: tuple[float, float] = param((0.3, 1.0), Range(Interval(float, 0, None)))
+    speaker_gain_db: tuple[float, float] = param((-6.0, 0.0), Range(Interval(float, None, None)))
+    turn_jitter_db: float = param(1.0, Interval(float, 0, None))
+    snr_db: tuple[float, float] = param((20.0, 30.0), Range(Interval(float, None, None)))
+    silence_db: float = param(-40.0, Interval(float, None, None))
+    lead: float = param(0.5, Interval(float, 0, None))
+    rt60: tuple[float, float] | None = param(None, Range(Interval(float, 0, None, "neither")), None)
+    drr_db: tuple[float, float] = param((-2.0, 4.0), Range(Interval(float, None, None)))
+
+    def check(self, where: str) -> None:
+        at_least(self, where, "max_speakers", "min_speakers")
 
 
 @dataclass
@@ -259,22 +250,22 @@ def write_simulation(recordings: Iterator[Recording], out: str | os.PathLike, na
     ``<name>.meta.jsonl`` for the set; return the audio paths."""
     import soundfile as sf
 
-    from mung import io
+    from mung import outputs
 
     out = Path(out)
     if audio_format not in ("flac", "wav"):
         raise MungError(f"simulate: audio format must be flac or wav, got {audio_format!r}")
     for suffix in (".rttm", ".uem", ".meta.jsonl"):
-        io.check_writable(out / f"{name}{suffix}", force)
+        outputs.check_writable(out / f"{name}{suffix}", force)
     paths, rttm, uem, meta = [], [], {}, []
     for rec in recordings:
         path = out / f"{rec.uri}.{audio_format}"
-        io.write_with(path, lambda p, w=rec.wav: sf.write(p, w, SR, format=audio_format.upper()), force)
+        outputs.write_with(path, lambda p, w=rec.wav: sf.write(p, w, SR, format=audio_format.upper()), force)
         paths.append(path)
         rttm.append(rec.reference.to_rttm())
         uem[rec.uri] = [(0.0, rec.reference.duration)]
         meta.append(json.dumps(rec.meta))
-    io.write_text(out / f"{name}.rttm", "".join(rttm), force)
-    io.write_text(out / f"{name}.uem", write_uem(uem), force)
-    io.write_text(out / f"{name}.meta.jsonl", "\n".join(meta) + "\n", force)
+    outputs.write_text(out / f"{name}.rttm", "".join(rttm), force)
+    outputs.write_text(out / f"{name}.uem", write_uem(uem), force)
+    outputs.write_text(out / f"{name}.meta.jsonl", "\n".join(meta) + "\n", force)
     return paths

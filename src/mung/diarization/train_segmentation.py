@@ -31,7 +31,7 @@ from mung.diarization.segmentation import (
     powerset_to_multilabel,
 )
 from mung.errors import MungError
-from mung.io import check_writable
+from mung.outputs import check_writable
 
 
 @dataclass

@@ -9,7 +9,7 @@ one in proportion to ``crp_alpha`` (distance-dependent Chinese restaurant proces
 beam search whose beams are held in batched tensors: one GRU step per window for all beams, so
 prediction costs a few milliseconds per window instead of one model call per beam and candidate.
 
-Checkpoints (``torch.save``, loadable with ``weights_only=True``) record the embedding dimension,
+Checkpoints (the shared safetensors + JSON format of :mod:`mung.checkpoint`) record the embedding dimension,
 the encoder name, the centring and window settings they were trained with.
 """
 
@@ -21,39 +21,46 @@ import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from mung import checkpoint
+from mung.config import Config, Interval, Type, param
+from mung.diarization.clustering import ClusteringConfig, fold
 from mung.errors import MungError
+from mung.registry import register
+from mung.torchutil import torch_threads
 
 FORMAT = "mung-uisrnn"
+WHAT = "UIS-RNN model (expected a file from `mung diarize train-clustering`)"
 
 
 @dataclass
-class UISRNNTrainConfig:
+class UISRNNTrainConfig(Config):
     """``steps`` of Adam on batches of ``batch_size`` speaker sequences cropped to ``max_length``
     windows; ``hidden``: GRU size. ``holdout``: share of the recordings kept out of training to
     calibrate the new-speaker prior (``crp_alpha`` is scaled by the best of ``alpha_scales``)."""
 
-    hidden: int = 128
-    steps: int = 2000
-    batch_size: int = 32
-    max_length: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    seed: int = 0
-    holdout: float = 0.1
-    alpha_scales: tuple[float, ...] = (1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40)
+    section: ClassVar[str] = "uisrnn"
 
-    def validate(self) -> None:
-        if min(self.hidden, self.steps, self.batch_size, self.max_length) < 1:
-            raise MungError("uisrnn: hidden, steps, batch_size and max_length must be at least 1")
-        if self.max_length < 2:
-            raise MungError("uisrnn: max_length must be at least 2")
-        if not 0 <= self.holdout < 1 or not self.alpha_scales or min(self.alpha_scales) <= 0:
-            raise MungError("uisrnn: holdout must be in [0, 1) and alpha_scales positive")
+    hidden: int = param(128, Interval(int, 1, None))  # GRU size
+    steps: int = param(2000, Interval(int, 1, None))
+    holdout: float = param(0.1, Interval(float, 0, 1, "left"))  # share of recordings for calibration
+    alpha_scales: tuple[float, ...] = param((1.0, 1e-5, 1e-10, 1e-20, 1e-30, 1e-40), Type((tuple, list)))
+    batch_size: int = param(32, Interval(int, 1, None))  # speaker sequences per step
+    max_length: int = param(64, Interval(int, 2, None))  # windows per training sequence
+    learning_rate: float = param(1e-3, Interval(float, 0, None, "neither"))
+    weight_decay: float = param(1e-5, Interval(float, 0, None))
+    seed: int = param(0, Interval(int, 0, None))
+
+    def check(self, where: str) -> None:
+        if not self.alpha_scales or min(self.alpha_scales) <= 0:
+            raise MungError(f"The '{where}.alpha_scales' parameter must be a non-empty list of "
+                            f"positive floats. Got {self.alpha_scales!r} instead.")
 
 
 class UISRNN(nn.Module):
@@ -86,13 +93,10 @@ class UISRNN(nn.Module):
 
 
 def save_model(model: UISRNN, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write a self-describing checkpoint atomically."""
-    from mung import io
-
+    """Write a self-describing checkpoint (the :mod:`mung.checkpoint` format) atomically."""
     meta = {**model.meta, "p_change": model.p_change, "crp_alpha": model.crp_alpha}
-    blob = {"format": FORMAT, "version": 1, "dim": model.dim, "hidden": model.hidden, "meta": meta,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    return io.write_with(path, lambda p: torch.save(blob, p), force=force)
+    description = {"format": FORMAT, "version": 2, "dim": model.dim, "hidden": model.hidden, "meta": meta}
+    return checkpoint.save(path, checkpoint.state_tensors(model), description, force)
 
 
 def load_model(path: str | os.PathLike) -> UISRNN:
@@ -103,16 +107,25 @@ def load_model(path: str | os.PathLike) -> UISRNN:
     return _load(str(path), path.stat().st_mtime_ns)
 
 
-@lru_cache(maxsize=4)
-def _load(path: str, _mtime: int) -> UISRNN:
+def _read_legacy(path: str) -> tuple[dict, dict] | None:
+    """Version-1 files (``torch.save`` of plain tensors, read with ``weights_only=True``)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of every kind
-        raise MungError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
+    except Exception:  # noqa: BLE001 - pickle/zip errors of every kind: not a legacy file
+        return None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise MungError(f"{path}: not a UIS-RNN model (expected a file from `mung diarize train-clustering`)")
+        return None
+    return blob.pop("state_dict"), blob
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, _mtime: int) -> UISRNN:
+    legacy = _read_legacy(path)
+    state, blob = legacy if legacy else checkpoint.load(path, WHAT)
+    if blob.get("format") != FORMAT:
+        raise MungError(f"{path}: not a {WHAT}")
     model = UISRNN(int(blob["dim"]), int(blob["hidden"]), blob["meta"])
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -200,8 +213,6 @@ def predict(emb: np.ndarray, model_path: str, max_speakers: int, beam_size: int 
     """Labels for ``emb`` with the model at ``model_path`` (dimension checked)."""
     model = load_model(model_path)
     check_compatible(model, model_path, emb.shape[1])
-    from mung.speaker.encoder import torch_threads
-
     with torch_threads(1):  # tiny per-step ops: threads only add overhead
         return decode(model, emb, max_speakers, beam_size)
 
@@ -296,8 +307,6 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], config: UISRNNTrainConfig |
 
 def label_accuracy(labels: np.ndarray, truth: np.ndarray) -> float:
     """Share of windows labelled right under the best one-to-one mapping of labels to speakers."""
-    from scipy.optimize import linear_sum_assignment
-
     m = np.zeros((labels.max() + 1, truth.max() + 1))
     np.add.at(m, (labels, truth), 1)
     rows, cols = linear_sum_assignment(-m)
@@ -319,52 +328,8 @@ def calibrate_alpha(model: UISRNN, held: list[tuple[np.ndarray, np.ndarray]], sc
     model.meta.update(crp_alpha_estimated=base, alpha_scale=best, holdout_accuracy=accuracy)
 
 
-def window_labels(windows: np.ndarray, turns, min_overlap: float = 0.5) -> np.ndarray:
-    """Index (into the sorted speaker names) of the reference speaker covering most of each window;
-    -1 where no speaker covers ``min_overlap`` of it."""
-    names = sorted({t.speaker for t in turns})
-    cover = np.zeros((len(windows), max(1, len(names))))
-    for t in turns:
-        j = names.index(t.speaker)
-        cover[:, j] += np.clip(np.minimum(windows[:, 1], t.end) - np.maximum(windows[:, 0], t.start), 0, None)
-    length = np.maximum(windows[:, 1] - windows[:, 0], 1e-9)
-    best = cover.argmax(1)
-    return np.where(cover.max(1) >= min_overlap * length, best, -1)
-
-
-def labelled_embeddings(paths: list[Path], refs: dict, config, cache: str | os.PathLike | None = None,
-                        progress=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
-    """Embed each file with the pipeline's front-end (dereverb → VAD → windows → encoder →
-    centring) and label its windows from ``refs`` (uri → Diarization); windows no reference
-    speaker covers are dropped. With ``cache`` (.npz) the embeddings are read from / written to it.
-    Returns the data and the front-end description stored in the model."""
-    from mung.config import merge
-    from mung.diarization.pipeline import Diarizer, centred, front_end
-
-    missing = [p for p in paths if p.stem not in refs]
-    if missing:
-        raise MungError(f"{missing[0]}: no reference turns for uri '{missing[0].stem}' in the RTTM")
-    config = merge(config, {"clustering.method": "ahc", "segmentation.model": "none"})  # window embeddings
-    diarizer = Diarizer(config)
-    meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model, **front_end(config)}
-    stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
-    data, new = [], False
-    for path in progress(paths) if progress else paths:
-        key = path.stem
-        if f"{key}/emb" not in stored:
-            e = diarizer.embed(path)
-            stored[f"{key}/emb"], stored[f"{key}/win"] = e.embeddings, e.windows
-            new = True
-        emb, win = stored[f"{key}/emb"], stored[f"{key}/win"]
-        labels = window_labels(win, refs[key].turns)
-        keep = labels >= 0
-        data.append((centred(emb, config)[keep], labels[keep]))
-    if cache is not None and new:
-        from mung import io
-
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **stored)
-
-        io.write_with(cache, save, force=True)
-    return data, meta
+@register("clustering", "uisrnn")
+def uisrnn_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
+    """Beam-search decoding with the trained model at ``config.model``, small clusters folded."""
+    labels = predict(emb, config.model, config.bounds(len(emb))[1], config.beam_size)
+    return fold(emb, labels, weights, config)

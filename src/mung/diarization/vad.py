@@ -9,16 +9,17 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar
 
 import numpy as np
 
 from mung.audio import SAMPLE_RATE
-from mung.errors import MungError
+from mung.config import Config, Interval, Options, at_least, param
+from mung.registry import create, register
 
 
 @dataclass
-class VADConfig:
+class VADConfig(Config):
     """``method`` webrtc: py-webrtcvad's end-point detector (mode 0-3, frames of 10/20/30 ms, a
     padding window whose voiced fraction ``ratio`` switches state). ``method`` silero: the
     silero-vad network with a probability ``threshold``. Regions grow by ``pad`` seconds on each
@@ -27,32 +28,20 @@ class VADConfig:
     (silero, 0.3, 0.1 s pad, 0.5 s gaps) were chosen by grid search on all three dev sets
     together; the seed's webrtcvad settings (mode 2, 20 ms, 400 ms) are the defaults of ``method: webrtc``."""
 
-    method: Literal["webrtc", "silero"] = "silero"
-    mode: int = 2
-    frame_ms: int = 20
-    padding_ms: int = 400
-    ratio: float = 0.9
-    threshold: float = 0.3
-    min_duration: float = 0.0
-    max_gap: float = 0.5
-    pad: float = 0.1
+    section: ClassVar[str] = "vad"
 
-    def validate(self) -> None:
-        if self.method not in ("webrtc", "silero"):
-            raise MungError(f"vad.method must be 'webrtc' or 'silero', got {self.method!r}")
-        if self.mode not in (0, 1, 2, 3):
-            raise MungError(f"vad.mode must be 0, 1, 2 or 3, got {self.mode}")
-        if self.frame_ms not in (10, 20, 30):
-            raise MungError(f"vad.frame_ms must be 10, 20 or 30, got {self.frame_ms}")
-        if not 0 < self.ratio <= 1:
-            raise MungError(f"vad.ratio must be in (0, 1], got {self.ratio}")
-        if self.padding_ms < self.frame_ms:
-            raise MungError("vad.padding_ms must be at least one frame")
-        if not 0 < self.threshold < 1:
-            raise MungError(f"vad.threshold must be in (0, 1), got {self.threshold}")
-        for name in ("min_duration", "max_gap", "pad"):
-            if getattr(self, name) < 0:
-                raise MungError(f"vad.{name} must be ≥ 0 seconds, got {getattr(self, name)}")
+    method: str = param("silero", Options(kind="vad"))
+    mode: int = param(2, Options((0, 1, 2, 3)))
+    frame_ms: int = param(20, Options((10, 20, 30)))
+    padding_ms: int = param(400, Interval(int, 1, None))
+    ratio: float = param(0.9, Interval(float, 0, 1, "right"))
+    threshold: float = param(0.3, Interval(float, 0, 1, "neither"))
+    min_duration: float = param(0.0, Interval(float, 0, None))
+    max_gap: float = param(0.5, Interval(float, 0, None))
+    pad: float = param(0.1, Interval(float, 0, None))
+
+    def check(self, where: str) -> None:
+        at_least(self, where, "padding_ms", "frame_ms")
 
 
 def webrtc_frames(wav: np.ndarray, mode: int, frame_ms: int) -> np.ndarray:
@@ -122,16 +111,27 @@ def join_close(regions: np.ndarray, max_gap: float) -> np.ndarray:
     return np.stack([starts, ends], axis=1)
 
 
+@register("vad", "webrtc")
+def webrtc_vad(wav: np.ndarray, config: VADConfig) -> np.ndarray:
+    """py-webrtcvad frames joined by its end-point collector."""
+    voiced = webrtc_frames(wav, config.mode, config.frame_ms)
+    padding = max(1, config.padding_ms // config.frame_ms)
+    return endpoint_regions(voiced, config.frame_ms / 1000, padding, config.ratio)
+
+
+@register("vad", "silero")
+def silero_vad(wav: np.ndarray, config: VADConfig) -> np.ndarray:
+    """silero-vad regions at ``config.threshold``."""
+    return silero_regions(wav, config.threshold)
+
+
 def detect_speech(wav: np.ndarray, config: VADConfig | None = None) -> np.ndarray:
-    """Speech regions of a 16 kHz mono waveform as ``[n, 2]`` seconds."""
+    """Speech regions of a 16 kHz mono waveform as ``[n, 2]`` seconds. Every registered
+    ``vad`` entry is ``fn(wav, config) -> regions``; padding, joining and the minimum duration
+    are applied here to all of them."""
     config = config or VADConfig()
     config.validate()
-    if config.method == "silero":
-        regions = silero_regions(wav, config.threshold)
-    else:
-        voiced = webrtc_frames(wav, config.mode, config.frame_ms)
-        padding = max(1, config.padding_ms // config.frame_ms)
-        regions = endpoint_regions(voiced, config.frame_ms / 1000, padding, config.ratio)
+    regions = create("vad", config.method, wav, config)
     regions = np.clip(regions + [-config.pad, config.pad], 0.0, len(wav) / SAMPLE_RATE)
     regions = join_close(regions, config.max_gap)
     keep = regions[:, 1] - regions[:, 0] >= max(config.min_duration, 1e-3)

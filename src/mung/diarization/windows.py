@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from mung.errors import MungError
+from mung.config import Config, Interval, at_least, param
 
 
 @dataclass
-class WindowConfig:
+class WindowConfig(Config):
     """``window`` and ``shift`` in seconds (team: 1.0 / 0.5; organisers: 1.5 / 0.5). A region
     shorter than ``window`` gets one window of its own length."""
 
-    window: float = 1.5
-    shift: float = 0.75
+    section: ClassVar[str] = "windows"
 
-    def validate(self) -> None:
-        if self.window <= 0 or self.shift <= 0:
-            raise MungError("windows.window and windows.shift must be positive")
-        if self.shift > self.window:
-            raise MungError(f"windows.shift ({self.shift}) must not exceed windows.window ({self.window})")
+    window: float = param(1.5, Interval(float, 0, None, "neither"))
+    shift: float = param(0.75, Interval(float, 0, None, "neither"))
+
+    def check(self, where: str) -> None:
+        at_least(self, where, "window", "shift")
 
 
 def sliding_windows(regions: np.ndarray, config: WindowConfig | None = None) -> np.ndarray:

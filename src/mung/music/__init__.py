@@ -1,3 +1,4 @@
-"""Music station classification and mood tagging (issue 3): ``features`` (mel front-end),
-``data`` (labels, crops), ``models`` (registry), ``train``, ``inference`` (checkpoints, ``tag``,
-ensembles), ``evaluate``, ``metrics`` and ``ablate`` (issue 5). See docs/music.md."""
+"""Music station classification and mood tagging: ``features`` (mel front-end), ``data`` (labels,
+crops), ``models`` (one file per network, registered by name), ``train``, ``model_io`` (checkpoints),
+``predict``, ``ensemble``, ``tag``, ``formats``, ``evaluate``, ``metrics`` and ``ablate``.
+See docs/music.md."""

@@ -1,4 +1,5 @@
-"""``mung music ablate`` (issue 5): re-test the seed's claims (DESIGN-NOTES §0.1) on real data.
+"""``mung music ablate``: re-test the seed system's design claims (crop length, 1-D vs 2-D
+convolution, aggregation, attention, ensembles) on real data.
 Every variant is trained against the same baseline with several seeds on the train split and
 scored on val; each claim gets mean ± std over seeds, the paired difference, the seed's claimed
 direction and a verdict.
@@ -13,43 +14,50 @@ honestly inconclusive."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
+from mung.config import Config, Interval, Type, param
 from mung.errors import MungError
-from mung.io import check_writable, write_json, write_text, write_with
 from mung.music.data import Dataset, MelCache, encode, read_dataset
+from mung.music.ensemble import Ensemble
 from mung.music.features import MelConfig
-from mung.music.inference import CHECKPOINT_NAME, Ensemble, read_meta
 from mung.music.metrics import mood_metrics, station_metrics
-from mung.music.train import TrainConfig, train
+from mung.music.model_io import CHECKPOINT_NAME, read_meta
+from mung.music.train import MusicTrainConfig, train
+from mung.outputs import check_writable, write_json, write_text
+from mung.plots import figure
 
 METRIC = {"station": "station_accuracy", "mood": "mood_macro_pr_auc"}
 ENSEMBLE_MEMBERS = ("rexnet", "resnext50", "base", "conv1d")
 
 
 @dataclass
-class AblationConfig:
+class AblationConfig(Config):
     """Budget and baseline of the ablation. Defaults fit ~1.5 h on 2 CPU cores (measured, see
     benchmarks/results/ablation.md): a slim 2-D SpeakerNet + GRU baseline (stem stride 2×2),
     10-s training crops, 8 epochs, Adam at 1e-3 (station) / 3e-3 (mood: slower to leave the
     prior), and slimmed ensemble members (ReXNet width 0.5, ResNeXt 32x4d at width 0.25 with one
     block per stage)."""
 
-    seeds: int = 3
-    epochs: int = 8
-    crop_frames: int = 312  # 10 s
-    batch_size: int = 16
-    lr: dict = field(default_factory=lambda: {"station": 1e-3, "mood": 3e-3})
-    base_kwargs: dict = field(default_factory=lambda: {
+    section: ClassVar[str] = "ablation"
+
+    seeds: int = param(3, Interval(int, 1, None))
+    epochs: int = param(8, Interval(int, 1, None))
+    crop_frames: int = param(312, Interval(int, 8, None))  # 10 s
+    batch_size: int = param(16, Interval(int, 1, None))
+    lr: dict = param(dataclasses.MISSING, Type(dict), factory=lambda: {"station": 1e-3, "mood": 3e-3})
+    base_kwargs: dict = param(dataclasses.MISSING, Type(dict), factory=lambda: {
         "channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1], "stem_stride": [2, 2]})
-    quick: bool = False
-    max_per_station: int | None = None  # subset for --quick
+    quick: bool = param(False, Type(bool))
+    max_per_station: int | None = param(None, Interval(int, 1, None), None)  # subset for --quick
 
     @classmethod
     def quick_config(cls) -> AblationConfig:
@@ -58,7 +66,7 @@ class AblationConfig:
 
 
 def arms(cfg: AblationConfig) -> dict[str, dict]:
-    """Variant name → TrainConfig overrides (on top of the baseline)."""
+    """Variant name → MusicTrainConfig overrides (on top of the baseline)."""
     c = cfg.crop_frames
     slim = cfg.quick
     return {
@@ -169,7 +177,7 @@ def ablate(data_path: os.PathLike, out_dir: os.PathLike, cfg: AblationConfig | N
             kwargs["base"] = "speakernet"
             other = "mood" if task == "station" else "station"
             over["aux"] = str(out_dir / "runs" / f"base-{other}-{seed}")
-        tc = TrainConfig(task=task, model="speakernet", model_kwargs=kwargs, epochs=cfg.epochs,
+        tc = MusicTrainConfig(task=task, model="speakernet", model_kwargs=kwargs, epochs=cfg.epochs,
                          batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, patience=cfg.epochs,
                          lr=cfg.lr[task], seed=seed)
         tc = replace(tc, **over)
@@ -200,7 +208,7 @@ def _run_dir(out_dir: Path, arm: str, task: str, seed: int) -> Path:
     return out_dir / "runs" / f"{arm.replace(' ', '_')}-{task}-{seed}"
 
 
-def _finished(run_dir: Path, tc: TrainConfig) -> dict | None:
+def _finished(run_dir: Path, tc: MusicTrainConfig) -> dict | None:
     """Validation metrics of an earlier run with the same settings (so an interrupted ablation
     resumes), else ``None``. Reads the checkpoint's metadata only."""
     path = run_dir / CHECKPOINT_NAME
@@ -255,23 +263,15 @@ def report_markdown(result: dict) -> str:
 
 
 def _plot(rows: list[dict], path: Path, force: bool) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [r for r in rows if not r["verdict"].startswith("(")]
-    fig, ax = plt.subplots(figsize=(10, 0.35 * len(rows) + 1.2))
-    y = np.arange(len(rows))
-    ax.barh(y - 0.2, [r["baseline_mean"] for r in rows], 0.4, xerr=[r["baseline_std"] for r in rows],
-            label="baseline", color="#999")
-    ax.barh(y + 0.2, [r["variant_mean"] for r in rows], 0.4, xerr=[r["variant_std"] for r in rows],
-            label="variant", color="#3a7")
-    ax.set_yticks(y, [f"{r['claim']} [{r['task']}] — {r['verdict']}" for r in rows], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("station accuracy / mood macro PR-AUC (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), force)
-    plt.close(fig)
+    with figure(path, (10, 0.35 * len(rows) + 1.2), force=force) as (_, ax):
+        y = np.arange(len(rows))
+        ax.barh(y - 0.2, [r["baseline_mean"] for r in rows], 0.4, xerr=[r["baseline_std"] for r in rows],
+                label="baseline", color="#999")
+        ax.barh(y + 0.2, [r["variant_mean"] for r in rows], 0.4, xerr=[r["variant_std"] for r in rows],
+                label="variant", color="#3a7")
+        ax.set_yticks(y, [f"{r['claim']} [{r['task']}] — {r['verdict']}" for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("station accuracy / mood macro PR-AUC (mean ± std over seeds)")
+        ax.legend(fontsize=7)
 

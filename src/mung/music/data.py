@@ -1,5 +1,6 @@
 """Music data: labelled track lists (labels CSV or the competition layout), label vocabularies,
-mel loading with an optional on-disk cache, and the crop rules of DESIGN-NOTES §1."""
+mel loading with an optional on-disk cache, and the crop rules (random training crops;
+deterministic covering crops at evaluation)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mung.arrays import tile
 from mung.errors import MungError
 from mung.music.features import MelConfig, load_mel, normalise
 
@@ -213,12 +215,6 @@ class MelCache:
         if path not in self.memory:
             self.memory[path] = normalise(self.raw(path), self.cfg.normalisation).astype(np.float16)
         return self.memory[path].astype(np.float32)
-
-
-def tile(mel: np.ndarray, length: int) -> np.ndarray:
-    """Repeat a track along time until it has at least ``length`` frames."""
-    t = mel.shape[-1]
-    return np.concatenate([mel] * -(-length // t), axis=-1) if t < length else mel
 
 
 def random_crop(mel: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

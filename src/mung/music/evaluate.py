@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from mung.errors import MungError
-from mung.io import check_writable, write_json
 from mung.music.data import encode, read_dataset
-from mung.music.inference import Ensemble, default_checkpoints, load_mels
+from mung.music.ensemble import Ensemble
 from mung.music.metrics import mood_metrics, plot_confusion, station_metrics
+from mung.music.model_io import default_checkpoints
+from mung.music.predict import load_mels
+from mung.outputs import check_writable, write_json
 
 
 def evaluate(checkpoints: list[os.PathLike], data: os.PathLike, split: str | None = "val",

@@ -1,4 +1,4 @@
-"""Music front-end (DESIGN-NOTES §1): 16 kHz mono → power mel (128 bins, n_fft 1024, hop 512 =
+"""Music front-end: 16 kHz mono → power mel (128 bins, n_fft 1024, hop 512 =
 32 ms) stored raw in the competition layout ``[1, 128, T]``; the input normalisation
 (``log10(1 + 10·mel)`` by default) is applied when a model reads the features, so offline
 ``.npy`` files and on-the-fly training use the same code."""
@@ -8,24 +8,29 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from mung import audio
+from mung.config import Config, Interval, Options, param
 from mung.errors import MungError
 
 NORMALISATIONS = ("log10", "log", "none")
 
 
 @dataclass(frozen=True)
-class MelConfig:
+class MelConfig(Config):
     """Front-end settings; saved inside every checkpoint."""
 
-    sample_rate: int = 16000
-    n_mels: int = 128
-    n_fft: int = 1024
-    hop_length: int = 512
-    normalisation: str = "log10"  # log10(1 + 10·mel) | log(mel + 1e-6) | none
+    section: ClassVar[str] = "mel"
+
+    sample_rate: int = param(16000, Interval(int, 1000, None))
+    n_mels: int = param(128, Interval(int, 1, None))
+    n_fft: int = param(1024, Interval(int, 16, None))
+    hop_length: int = param(512, Interval(int, 1, None))
+    # log10(1 + 10·mel) | log(mel + 1e-6) | none
+    normalisation: str = param("log10", Options(NORMALISATIONS))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +107,7 @@ def featurize(
     """Write ``OUT/<stem>.npy`` (raw power mel ``[1, M, T]``) for every audio file."""
     from tqdm import tqdm
 
-    from mung.io import write_with
+    from mung.outputs import write_with
 
     files = audio.find_audio(list(paths))
     out_dir = Path(out_dir)

@@ -1,4 +1,4 @@
-"""Music metrics (DESIGN-NOTES §5): station accuracy / macro-F1 / confusion matrix; mood micro-F1
+"""Music metrics: station accuracy / macro-F1 / confusion matrix; mood micro-F1
 at 0.5 the organisers' way, micro-F1 at a tuned threshold, macro ROC-AUC and PR-AUC."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import os
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
 from sklearn.preprocessing import MultiLabelBinarizer
+
+from mung.plots import figure
 
 
 def station_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -58,20 +60,10 @@ def mood_metrics(y: np.ndarray, scores: np.ndarray, moods: list[str], threshold:
 def plot_confusion(y_true: np.ndarray, probs: np.ndarray, labels: list[str], path: os.PathLike,
                    force: bool = False, title: str = "station confusion") -> None:
     """Confusion-matrix PNG (rows: truth, columns: prediction)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mung.io import write_with
-
     cm = confusion_matrix(y_true, probs.argmax(1), labels=list(range(len(labels))))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1.0 + 0.6 * len(labels)))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-           xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout()
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), force)
-    plt.close(fig)
+    with figure(path, (1.2 + 0.6 * len(labels), 1.0 + 0.6 * len(labels)), force=force) as (_, ax):
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+        ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels,
+               yticklabels=labels, xlabel="predicted", ylabel="true", title=title)

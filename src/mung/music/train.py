@@ -9,56 +9,55 @@ import io
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mung.config import Config, Interval, Options, Type, param
 from mung.errors import MungError
-from mung.io import check_writable, write_text, write_with
 from mung.music.data import TASKS, Dataset, MelCache, encode, random_crop, read_dataset
 from mung.music.features import MelConfig
-from mung.music.inference import CHECKPOINT_NAME, Checkpoint, load_checkpoint, predict_mels, save_checkpoint
 from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
-from mung.music.models import build, n_parameters
-from mung.speaker.train import pick_device
+from mung.music.model_io import CHECKPOINT_NAME, MusicModel, load_music_model, save_music_model
+from mung.music.models import build
+from mung.music.predict import predict_mels
+from mung.outputs import check_writable, write_text
+from mung.plots import figure
+from mung.torchutil import count_parameters, pick_device
 
-LOSSES = ("ce", "focal", "bce")
+STATION_LOSSES = ("ce", "focal")
 
 
 @dataclass
-class TrainConfig:
+class MusicTrainConfig(Config):
     """Everything a training run depends on; saved in the checkpoint."""
 
-    task: str = "station"  # station | mood | multi (one backbone, two heads)
-    model: str = "crnn"
-    model_kwargs: dict = field(default_factory=dict)
-    aux: str | None = None  # frozen auxiliary checkpoint (attention model)
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    crop_frames: int = 256  # training crop; evaluation averages crops of this length
-    loss: str = "ce"  # station loss: ce | focal (mood always BCE)
-    focal_gamma: float = 2.0
-    mood_weight: float = 1.0  # multi-task: weight of the mood loss
-    mixup: float = 0.0  # Beta(α, α) mixup; 0 = off
-    freq_mask: int = 0  # max width of one random frequency mask; 0 = off
-    patience: int = 8  # epochs without improvement before stopping
-    seed: int = 0
-    device: str = "auto"
-    mel: MelConfig = field(default_factory=MelConfig)
-    cache_dir: str | None = None
+    section: ClassVar[str] = ""  # keys as in the YAML file
 
-    def validate(self) -> None:
-        if self.task not in TASKS:
-            raise MungError(f"unknown task {self.task!r} (choose from {', '.join(TASKS)})")
-        if self.loss not in ("ce", "focal"):
-            raise MungError(f"unknown station loss {self.loss!r} (ce, focal; mood always uses bce)")
-        if self.epochs < 1 or self.batch_size < 1 or self.crop_frames < 8:
-            raise MungError("epochs and batch size must be ≥ 1 and crop frames ≥ 8")
+    task: str = param("station", Options(TASKS))  # multi: one backbone, two heads
+    model: str = param("crnn", Options(kind="music_model"))
+    model_kwargs: dict = param(factory=dict)
+    aux: str | None = param(None, Type(str), None)  # frozen auxiliary checkpoint (attention model)
+    epochs: int = param(30, Interval(int, 1, None))
+    batch_size: int = param(16, Interval(int, 1, None))
+    lr: float = param(1e-3, Interval(float, 0, None, "neither"))
+    weight_decay: float = param(1e-4, Interval(float, 0, None))
+    # training crop; evaluation averages crops of this length
+    crop_frames: int = param(256, Interval(int, 8, None))
+    loss: str = param("ce", Options(STATION_LOSSES))  # station loss (mood always BCE)
+    focal_gamma: float = param(2.0, Interval(float, 0, None))
+    mood_weight: float = param(1.0, Interval(float, 0, None))  # multi-task: weight of the mood loss
+    mixup: float = param(0.0, Interval(float, 0, None))  # Beta(α, α) mixup; 0 = off
+    freq_mask: int = param(0, Interval(int, 0, None))  # max width of one random frequency mask; 0 = off
+    patience: int = param(8, Interval(int, 1, None))  # epochs without improvement before stopping
+    seed: int = param(0, Interval(int, 0, None))
+    device: str = param("auto", Type(str))
+    mel: MelConfig = param(factory=MelConfig)
+    cache_dir: str | None = param(None, Type(str), None)
 
 
 @dataclass
@@ -69,7 +68,7 @@ class TrainResult:
     history: list[dict]
 
 
-def _heads(cfg: TrainConfig, data: Dataset) -> dict[str, int]:
+def _heads(cfg: MusicTrainConfig, data: Dataset) -> dict[str, int]:
     heads = {}
     if cfg.task in ("station", "multi"):
         if len(data.stations) < 2:
@@ -82,7 +81,7 @@ def _heads(cfg: TrainConfig, data: Dataset) -> dict[str, int]:
     return heads
 
 
-def model_spec(cfg: TrainConfig, heads: dict[str, int]) -> tuple[dict, Checkpoint | None]:
+def model_spec(cfg: MusicTrainConfig, heads: dict[str, int]) -> tuple[dict, MusicModel | None]:
     """The JSON description :func:`mung.music.models.build` rebuilds the network from, and the
     frozen auxiliary checkpoint (attention model only) whose weights go into it."""
     spec = {"name": cfg.model, "kwargs": dict(cfg.model_kwargs), "heads": heads}
@@ -90,7 +89,7 @@ def model_spec(cfg: TrainConfig, heads: dict[str, int]) -> tuple[dict, Checkpoin
         return spec, None
     if not cfg.aux:
         raise MungError("the attention model needs --aux CHECKPOINT (a frozen model of the other task)")
-    aux = load_checkpoint(cfg.aux)
+    aux = load_music_model(cfg.aux)
     want = "mood" if cfg.task == "station" else "station"
     if want not in aux.tasks:
         raise MungError(f"{cfg.aux}: auxiliary model must predict {want} for a {cfg.task} model")
@@ -98,7 +97,7 @@ def model_spec(cfg: TrainConfig, heads: dict[str, int]) -> tuple[dict, Checkpoin
     return spec, aux
 
 
-def _loss(cfg: TrainConfig, out: dict, ys: torch.Tensor, ym: torch.Tensor) -> torch.Tensor:
+def _loss(cfg: MusicTrainConfig, out: dict, ys: torch.Tensor, ym: torch.Tensor) -> torch.Tensor:
     total = torch.zeros((), device=ys.device)
     if "station" in out:
         logits = out["station"]
@@ -115,7 +114,7 @@ def _loss(cfg: TrainConfig, out: dict, ys: torch.Tensor, ym: torch.Tensor) -> to
     return total
 
 
-def evaluate_split(model, mels, ys, ym, cfg: TrainConfig, device: str, moods: list[str],
+def evaluate_split(model, mels, ys, ym, cfg: MusicTrainConfig, device: str, moods: list[str],
                    threshold: float = 0.5) -> tuple[dict, dict]:
     probs = predict_mels(model, mels, cfg.crop_frames, device=device)
     m: dict = {}
@@ -131,7 +130,7 @@ def score(metrics: dict) -> float:
     return metrics.get("station_accuracy", 0.0) + np.nan_to_num(metrics.get("mood_macro_pr_auc", 0.0))
 
 
-def train(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force: bool = False,
+def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force: bool = False,
           progress: bool = True, data: Dataset | None = None, cache: MelCache | None = None) -> TrainResult:
     """Train on the ``train`` split, early-stop on ``val``, write ``OUT/model.safetensors``,
     ``metrics.csv`` and ``curves.png``."""
@@ -215,7 +214,7 @@ def train(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force:
         thr = tune_threshold(ym_va, probs["mood"])
         metrics = metrics | mood_metrics(ym_va, probs["mood"], data.moods, thr)
     metrics["train_clips_per_s"] = n_seen / max(t_train, 1e-9)
-    metrics["parameters"] = n_parameters(model)
+    metrics["parameters"] = count_parameters(model, trainable_only=True)
     meta = {
         "spec": spec, "task": cfg.task, "stations": data.stations if "station" in heads else [],
         "moods": data.moods if "mood" in heads else [], "mel": cfg.mel.to_dict(),
@@ -223,18 +222,13 @@ def train(cfg: TrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force:
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "mel"}, "best_epoch": best_epoch,
         "val_metrics": metrics, "data": str(data_path),
     }
-    ckpt = save_checkpoint(out_dir / CHECKPOINT_NAME, model.cpu(), meta, force)
+    ckpt = save_music_model(out_dir / CHECKPOINT_NAME, model.cpu(), meta, force)
     write_history(history, out_dir, force)
     return TrainResult(ckpt, best_epoch, metrics, history)
 
 
 def write_history(history: list[dict], out_dir: Path, force: bool = False) -> None:
     """``metrics.csv`` and ``curves.png`` (loss and validation metrics per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = list(dict.fromkeys(k for row in history for k in row))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
@@ -242,14 +236,11 @@ def write_history(history: list[dict], out_dir: Path, force: bool = False) -> No
     w.writerows(history)
     write_text(out_dir / "metrics.csv", buf.getvalue(), force)
     epochs = [r["epoch"] for r in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a1.plot(epochs, [r["train_loss"] for r in history], marker=".")
-    a1.set(xlabel="epoch", ylabel="train loss", title="training loss")
-    for k in ("station_accuracy", "station_macro_f1", "mood_macro_pr_auc", "mood_micro_f1@0.5"):
-        if k in keys:
-            a2.plot(epochs, [r[k] for r in history], marker=".", label=k)
-    a2.set(xlabel="epoch", title="validation")
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    write_with(out_dir / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100), force)
-    plt.close(fig)
+    with figure(out_dir / "curves.png", (9, 3.2), ncols=2, force=force) as (_, (a1, a2)):
+        a1.plot(epochs, [r["train_loss"] for r in history], marker=".")
+        a1.set(xlabel="epoch", ylabel="train loss", title="training loss")
+        for k in ("station_accuracy", "station_macro_f1", "mood_macro_pr_auc", "mood_micro_f1@0.5"):
+            if k in keys:
+                a2.plot(epochs, [r[k] for r in history], marker=".", label=k)
+        a2.set(xlabel="epoch", title="validation")
+        a2.legend(fontsize=7)

@@ -12,11 +12,10 @@ from tqdm import tqdm
 
 from mung.audio import SAMPLE_RATE, load
 from mung.errors import MungError
-from mung.speaker.encoder import SpeakerEncoder, l2_normalize
+from mung.speaker.embedding import embed_wav
+from mung.speaker.encoders import SpeakerEncoder
 from mung.speaker.lists import Trial
 from mung.speaker.metrics import eer, eer_interval, min_dcf
-
-CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are averaged
 
 
 @dataclass
@@ -30,16 +29,6 @@ class DurationResult:
     def row(self) -> str:
         ci = f"{self.eer_ci[0]:5.1f}-{self.eer_ci[1]:<5.1f}"
         return f"{self.duration:>6}  {self.eer:6.2f}  {ci:>11}  {self.min_dcf:7.4f}  {self.trials:6d}"
-
-
-def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
-    """One unit-norm embedding for a whole waveform (long audio: mean of chunk embeddings)."""
-    total = len(wav) / SAMPLE_RATE
-    starts = np.arange(0.0, total, chunk_seconds)
-    spans = np.stack([starts, np.minimum(starts + chunk_seconds, total)], axis=1)
-    if len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0:  # fold a short tail into the last chunk
-        spans = np.concatenate([spans[:-2], [[spans[-2, 0], total]]])
-    return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
 
 
 def crop_spans(n_samples: int, seconds: float | None, crops: int = 1) -> np.ndarray:

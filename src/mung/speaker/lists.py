@@ -13,7 +13,7 @@ import soundfile as sf
 
 from mung.audio import SAMPLE_RATE, find_audio, info, load
 from mung.errors import MungError
-from mung.io import check_writable, write_text, write_with
+from mung.outputs import check_writable, write_text, write_with
 
 
 @dataclass(frozen=True)

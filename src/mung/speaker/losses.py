@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("angleproto", "softmax", "amsoftmax")
+from mung.registry import create, register
 
 
 class AngularPrototypical(nn.Module):
@@ -66,14 +66,23 @@ def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float((logits.argmax(dim=1) == target).float().mean())
 
 
+@register("speaker_loss", "angleproto")
+def angleproto(dim: int, n_speakers: int, margin: float, scale: float) -> nn.Module:
+    return AngularPrototypical()
+
+
+@register("speaker_loss", "softmax")
+def softmax(dim: int, n_speakers: int, margin: float, scale: float) -> nn.Module:
+    return SpeakerSoftmax(dim, n_speakers)
+
+
+@register("speaker_loss", "amsoftmax")
+def amsoftmax(dim: int, n_speakers: int, margin: float, scale: float) -> nn.Module:
+    return SpeakerSoftmax(dim, n_speakers, margin=margin, scale=scale)
+
+
 def make_loss(
     name: str, dim: int, n_speakers: int, margin: float = 0.2, scale: float = 30.0
 ) -> nn.Module:
-    """Build a loss by name (one of :data:`LOSSES`)."""
-    if name == "angleproto":
-        return AngularPrototypical()
-    if name == "softmax":
-        return SpeakerSoftmax(dim, n_speakers)
-    if name == "amsoftmax":
-        return SpeakerSoftmax(dim, n_speakers, margin=margin, scale=scale)
-    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    """Build a registered ``speaker_loss``; every entry is ``fn(dim, n_speakers, margin, scale)``."""
+    return create("speaker_loss", name, dim, n_speakers, margin, scale)

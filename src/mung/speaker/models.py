@@ -6,37 +6,51 @@ Parameter names follow the published voxceleb_trainer layout (``conv1``, ``layer
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mung.config import Check, Config, Interval, Options, Type, param
+from mung.nn import SEBasicBlock, attentive_statistics
+
+_FOUR_COUNTS = Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 4
+                     and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v),
+                     "a list of four non-negative ints")
+
 
 @dataclass
-class FrontendConfig:
+class FrontendConfig(Config):
     """Log-mel front-end: 16 kHz waveform → ``log(mel + 1e-6)``, instance-normalised per mel bin."""
 
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 40
-    log_input: bool = True
+    section: ClassVar[str] = "model_config.frontend"
+
+    n_mels: int = param(40, Interval(int, 1, None))
+    log_input: bool = param(True, Type(bool))  # False: mel power without the log
+    sample_rate: int = param(16000, Interval(int, 1000, None))
+    n_fft: int = param(512, Interval(int, 16, None))
+    win_length: int = param(400, Interval(int, 16, None))  # Hamming window, samples
+    hop_length: int = param(160, Interval(int, 1, None))
 
 
 @dataclass
-class ResNetSEConfig:
+class ResNetSEConfig(Config):
     """ResNetSE34L trunk and head (defaults = the published 1.4 M-parameter model)."""
 
-    layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    n_out: int = 512
-    encoder_type: str = "SAP"  # SAP (self-attentive pooling) or ASP (attentive statistics)
-    se_reduction: int = 8
-    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    section: ClassVar[str] = "model_config"
+
+    layers: list[int] = param(dataclasses.MISSING, _FOUR_COUNTS, factory=lambda: [3, 4, 6, 3])
+    channels: list[int] = param(dataclasses.MISSING, _FOUR_COUNTS, factory=lambda: [16, 32, 64, 128])
+    n_out: int = param(512, Interval(int, 1, None))
+    # SAP (self-attentive pooling) or ASP (attentive statistics)
+    encoder_type: str = param("SAP", Options(("SAP", "ASP")))
+    se_reduction: int = param(8, Interval(int, 1, None))
+    frontend: FrontendConfig = param(factory=FrontendConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> ResNetSEConfig:
@@ -45,7 +59,7 @@ class ResNetSEConfig:
         return cls(**d)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+def htk_mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
     """Triangular HTK-scale mel filters without area normalisation, ``[n_freqs, n_mels]``."""
 
     def hz_to_mel(f: float) -> float:
@@ -70,7 +84,7 @@ class LogMel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("window", torch.hamming_window(cfg.win_length), persistent=False)
-        fb = mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate)
+        fb = htk_mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate)
         self.register_buffer("fb", fb, persistent=False)
 
     @property
@@ -101,48 +115,6 @@ class LogMel(nn.Module):
         return F.instance_norm(x)
 
 
-class SELayer(nn.Module):
-    """Squeeze-and-excitation channel gate."""
-
-    def __init__(self, channels: int, reduction: int) -> None:
-        super().__init__()
-        self.fc = nn.Sequential(
-            nn.Linear(channels, channels // reduction),
-            nn.ReLU(inplace=True),
-            nn.Linear(channels // reduction, channels),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
-
-
-class SEBasicBlock(nn.Module):
-    """Two 3×3 convolutions with an SE gate and a residual path (ReLU before the first BN, as
-    in the published model, so its weights behave identically)."""
-
-    def __init__(
-        self, c_in: int, c_out: int, stride: int | tuple[int, int], reduction: int
-    ) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.se = SELayer(c_out, reduction)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn1(F.relu(self.conv1(x)))
-        out = self.se(self.bn2(self.conv2(out)))
-        residual = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + residual)
-
-
 class ResNetSE34L(nn.Module):
     """Waveform ``[B, T]`` at 16 kHz → speaker embedding ``[B, n_out]`` (not normalised)."""
 
@@ -151,8 +123,6 @@ class ResNetSE34L(nn.Module):
     def __init__(self, cfg: ResNetSEConfig | None = None) -> None:
         super().__init__()
         cfg = cfg or ResNetSEConfig()
-        if cfg.encoder_type not in ("SAP", "ASP"):
-            raise ValueError(f"encoder_type must be SAP or ASP, not {cfg.encoder_type!r}")
         self.cfg = cfg
         self.frontend = LogMel(cfg.frontend)
         ch = cfg.channels
@@ -161,7 +131,7 @@ class ResNetSE34L(nn.Module):
         c_in = ch[0]
         for i, (n, c, s) in enumerate(zip(cfg.layers, ch, self.strides, strict=False), start=1):
             blocks = [
-                SEBasicBlock(c_in if b == 0 else c, c, s if b == 0 else 1, cfg.se_reduction)
+                SEBasicBlock(c_in if b == 0 else c, c, s if b == 0 else 1, c // cfg.se_reduction)
                 for b in range(n)
             ]
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
@@ -179,12 +149,8 @@ class ResNetSE34L(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = x.mean(dim=2).transpose(1, 2)  # [B, frames', C]
-        w = torch.softmax(torch.tanh(self.sap_linear(x)) @ self.attention, dim=1)  # [B, frames', 1]
-        mu = (x * w).sum(dim=1)
-        if self.cfg.encoder_type == "ASP":
-            sd = ((x**2 * w).sum(dim=1) - mu**2).clamp(min=1e-5).sqrt()
-            mu = torch.cat([mu, sd], dim=1)
-        return self.fc(mu)
+        asp = self.cfg.encoder_type == "ASP"
+        return self.fc(attentive_statistics(x, self.sap_linear, self.attention, with_std=asp))
 
 
 class SegmentAggregator(nn.Module):
@@ -192,7 +158,7 @@ class SegmentAggregator(nn.Module):
 
     A bidirectional GRU reads the (normalised) segment sequence and scores each segment; the
     output is the score-weighted sum of the segment embeddings, so a single segment comes back
-    unchanged (the property §3 asks for).
+    unchanged (the property Jung et al. 2020 ask for).
     """
 
     def __init__(self, dim: int, hidden: int = 128) -> None:
@@ -214,7 +180,3 @@ def segment_bounds(n_samples: int, seg: int, hop: int) -> np.ndarray:
     if starts[-1] + seg < n_samples:
         starts.append(n_samples - seg)
     return np.array([[s, s + seg] for s in starts])
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -1,37 +1,41 @@
 """Train ResNetSE34L on a voxceleb_trainer-style list: N speakers × M utterances per batch,
 random crops, optional noise / reverberation, angular prototypical (or softmax / AM-softmax)
-loss, optional segment-aggregation training (segment loss + aggregated loss, §3), cosine or
+loss, optional segment-aggregation training (segment loss + aggregated loss, Jung et al. 2020), cosine or
 step schedule, resumable self-describing checkpoints and a training-curve PNG."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mung.arrays import fit_length
 from mung.audio import SAMPLE_RATE, find_audio, info, load
+from mung.config import Config, Interval, Options, Range, Type, at_least, param
 from mung.errors import MungError
-from mung.io import check_writable, write_json, write_with
-from mung.speaker.checkpoint import AggregationConfig, SpeakerModel, load_checkpoint, save_checkpoint
-from mung.speaker.embedder import ResNetSE34LEncoder, fit_length
+from mung.outputs import check_writable, write_json
+from mung.plots import figure
+from mung.speaker.encoders import ResNetSE34LEncoder
 from mung.speaker.evaluate import evaluate_trials
 from mung.speaker.lists import Utterance, read_train_list, read_trials
-from mung.speaker.losses import LOSSES, make_loss
+from mung.speaker.losses import make_loss
+from mung.speaker.model_io import AggregationConfig, SpeakerModel, load_speaker_model, save_speaker_model
 from mung.speaker.models import (
     ResNetSE34L,
     ResNetSEConfig,
     SegmentAggregator,
-    count_parameters,
     segment_bounds,
 )
+from mung.torchutil import count_parameters, pick_device
 
 CACHE_LIMIT_SECONDS = 4 * 3600.0  # lists shorter than this are decoded once and kept in memory
 # Settings that must not change when a run is resumed.
@@ -47,53 +51,49 @@ FIXED_ON_RESUME = (
 
 
 @dataclass
-class TrainConfig:
+class SpeakerTrainConfig(Config):
     """Everything a training run depends on (stored in every checkpoint)."""
 
-    train_list: str
-    audio_root: str
-    out: str
-    loss: str = "angleproto"
-    epochs: int = 20
-    speakers_per_batch: int = 32
-    utts_per_speaker: int = 2
-    crop_seconds: float = 2.0
-    lr: float = 1e-3
-    weight_decay: float = 5e-5
-    schedule: str = "cosine"  # cosine | step
-    step_epochs: int = 10
-    step_gamma: float = 0.5
-    margin: float = 0.2
-    scale: float = 30.0
-    n_out: int = 512
-    encoder_type: str = "SAP"
-    segment_aggregation: bool = False
-    segment_seconds: float = 0.5
-    segment_hop: float = 0.25
-    noise_dir: str | None = None
-    rir_dir: str | None = None
-    augment_prob: float = 0.5
-    snr_db: list[float] = field(default_factory=lambda: [0.0, 15.0])
-    val_trials: str | None = None
-    val_audio_root: str | None = None
-    init: str | None = None
-    device: str = "auto"
-    workers: int = 0
-    seed: int = 0
+    section: ClassVar[str] = ""  # keys as in the YAML file
 
-    def check(self) -> None:
-        if self.loss not in LOSSES:
-            raise MungError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.schedule not in ("cosine", "step"):
-            raise MungError(f"unknown schedule {self.schedule!r}; choose cosine or step")
+    train_list: str | None = param(None, Type(str), None)
+    audio_root: str | None = param(None, Type(str), None)
+    out: str | None = param(None, Type(str), None)
+    loss: str = param("angleproto", Options(kind="speaker_loss"))
+    epochs: int = param(20, Interval(int, 1, None))
+    speakers_per_batch: int = param(32, Interval(int, 2, None))
+    utts_per_speaker: int = param(2, Interval(int, 1, None))
+    crop_seconds: float = param(2.0, Interval(float, 0.2, None))
+    lr: float = param(1e-3, Interval(float, 0, None, "neither"))
+    weight_decay: float = param(5e-5, Interval(float, 0, None))
+    schedule: str = param("cosine", Options(("cosine", "step")))
+    step_epochs: int = param(10, Interval(int, 1, None))
+    step_gamma: float = param(0.5, Interval(float, 0, 1, "right"))
+    margin: float = param(0.2, Interval(float, 0, None))
+    scale: float = param(30.0, Interval(float, 0, None, "neither"))
+    n_out: int = param(512, Interval(int, 1, None))
+    encoder_type: str = param("SAP", Options(("SAP", "ASP")))
+    segment_aggregation: bool = param(False, Type(bool))
+    segment_seconds: float = param(0.5, Interval(float, 0, None, "neither"))
+    segment_hop: float = param(0.25, Interval(float, 0, None, "neither"))
+    noise_dir: str | None = param(None, Type(str), None)
+    rir_dir: str | None = param(None, Type(str), None)
+    augment_prob: float = param(0.5, Interval(float, 0, 1))
+    snr_db: list[float] = param(dataclasses.MISSING, Range(Interval(float, None, None)),
+                                factory=lambda: [0.0, 15.0])
+    val_trials: str | None = param(None, Type(str), None)
+    val_audio_root: str | None = param(None, Type(str), None)
+    init: str | None = param(None, Type(str), None)
+    device: str = param("auto", Type(str))
+    workers: int = param(0, Interval(int, 0, None))
+    seed: int = param(0, Interval(int, 0, None))
+
+    def check(self, where: str) -> None:
         if self.loss == "angleproto" and self.utts_per_speaker < 2:
-            raise MungError("angular prototypical loss needs --utts-per-speaker >= 2")
-        if self.utts_per_speaker < 1 or self.speakers_per_batch < 2 or self.epochs < 1:
-            raise MungError("need --utts-per-speaker >= 1, --speakers-per-batch >= 2, --epochs >= 1")
-        if self.crop_seconds < 0.2:
-            raise MungError("--crop-seconds must be at least 0.2")
-        if self.segment_aggregation and not 0 < self.segment_hop <= self.segment_seconds:
-            raise MungError("need 0 < --segment-hop <= --segment-seconds")
+            raise MungError(f"The '{where}.utts_per_speaker' parameter must be at least 2 for the "
+                            f"angular prototypical loss. Got {self.utts_per_speaker!r} instead.")
+        if self.segment_aggregation:
+            at_least(self, where, "segment_seconds", "segment_hop")
         if self.val_trials and not self.val_audio_root:
             raise MungError("--val-trials needs --val-audio-root")
 
@@ -186,15 +186,7 @@ class BatchSet(Dataset):
         return torch.from_numpy(wav), torch.tensor([s for s, _ in self.plan[i]])
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MungError("--device cuda requested but no CUDA GPU is available")
-    return name
-
-
-def learning_rate(cfg: TrainConfig, epoch: float) -> float:
+def learning_rate(cfg: SpeakerTrainConfig, epoch: float) -> float:
     """Learning rate at (fractional) ``epoch``: cosine annealing to 0 or step decay."""
     if cfg.schedule == "cosine":
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(epoch / cfg.epochs, 1.0)))
@@ -204,10 +196,10 @@ def learning_rate(cfg: TrainConfig, epoch: float) -> float:
 class Trainer:
     """Holds the model, aggregator, losses and optimiser of one run."""
 
-    def __init__(self, cfg: TrainConfig, n_speakers: int) -> None:
+    def __init__(self, cfg: SpeakerTrainConfig, n_speakers: int) -> None:
         self.cfg, self.device = cfg, pick_device(cfg.device)
         if cfg.init:
-            init = load_checkpoint(cfg.init)
+            init = load_speaker_model(cfg.init)
             if init.model.cfg.n_out != cfg.n_out or init.model.cfg.encoder_type != cfg.encoder_type:
                 raise MungError(
                     f"{cfg.init}: --init model has n_out={init.model.cfg.n_out}, "
@@ -269,27 +261,19 @@ class Trainer:
 
 def plot_curve(history: list[dict[str, float]], path: Path) -> None:
     """Loss, accuracy and (if any) validation EER per epoch → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ep = [h["epoch"] for h in history]
     panels = [("loss", "training loss"), ("accuracy", "training accuracy")]
     if any("val_eer" in h for h in history):
         panels.append(("val_eer", "validation EER %"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    write_with(path, lambda p: fig.savefig(p, format="png", dpi=100), force=True)
-    plt.close(fig)
+    with figure(path, (4 * len(panels), 3.2), ncols=len(panels), force=True) as (_, axes):
+        for ax, (key, title) in zip(axes, panels, strict=True):
+            ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o")
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
 
 
-def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
+def _resume_checkpoint(path: Path, cfg: SpeakerTrainConfig) -> dict[str, Any]:
     if not path.is_file():
         raise MungError(f"{path}: nothing to resume (no checkpoint in the run directory)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -300,7 +284,7 @@ def _resume_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     return ckpt
 
 
-def validate(trainer: Trainer, cfg: TrainConfig) -> float:
+def validate(trainer: Trainer, cfg: SpeakerTrainConfig) -> float:
     """Validation EER (percent) on full-length trials."""
     trials = read_trials(cfg.val_trials, cfg.val_audio_root)
     enc = ResNetSE34LEncoder(
@@ -315,11 +299,15 @@ def validate(trainer: Trainer, cfg: TrainConfig) -> float:
 
 
 def train(
-    cfg: TrainConfig, resume: bool = False, force: bool = False, progress: bool = True
+    cfg: SpeakerTrainConfig, resume: bool = False, force: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run training; writes ``checkpoint.pt`` (resumable), ``model.pt`` (final), ``history.json``,
     ``config.json`` and ``training_curve.png`` under ``cfg.out``. Returns the final metrics."""
-    cfg.check()
+    cfg.validate()
+    for name in ("train_list", "audio_root", "out"):
+        if not getattr(cfg, name):
+            raise MungError(f"The '{name}' parameter must be given (--{name.replace('_', '-')} "
+                            "or the config file). Got None instead.")
     out = Path(cfg.out)
     ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
     if not resume:
@@ -393,7 +381,7 @@ def train(
             tqdm.write(json.dumps(rec))
         sm = trainer.speaker_model()
         sm.meta = {**meta, "metrics": rec}
-        save_checkpoint(
+        save_speaker_model(
             ckpt_path,
             sm,
             force=True,
@@ -406,5 +394,5 @@ def train(
         plot_curve(history, out / "training_curve.png")
     sm = trainer.speaker_model()
     sm.meta = {**meta, "metrics": history[-1], "epochs": len(history)}
-    save_checkpoint(model_path, sm, force=True)
+    save_speaker_model(model_path, sm, force=True)
     return history[-1]

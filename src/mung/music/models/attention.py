@@ -1,4 +1,4 @@
-"""Attention map from the other task (DESIGN-NOTES §2.3). Our implementable form — a design
+"""Attention map from the other task (after Jung et al., Interspeech 2020). Our implementable form — a design
 choice, not the code of Jung et al. (Interspeech 2020): a frozen auxiliary model gives
 ``p`` (sigmoid of mood logits, or softmax of station logits) for the whole input; per conv stage a
 learned ``a = sigmoid(W p + b)`` (one value per channel) rescales the stage output as
@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mung.music.models.base import MusicNet
+from mung.errors import MungError
+from mung.music.models.base import MusicNet, build
+from mung.registry import register
 
 
 class AttentionNet(nn.Module):
@@ -47,3 +49,16 @@ class AttentionNet(nn.Module):
             return f * (1 + a) if self.gate == "one_plus" else f * a
 
         return self.net(x, hook)
+
+
+@register("music_model", "attention")
+def attention(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> AttentionNet:
+    """``kwargs``: ``base`` (backbone name, default speakernet), ``gate`` and the base's own
+    settings; ``aux``: the frozen auxiliary model's spec plus its ``task``."""
+    if not aux:
+        raise MungError("attention model needs a frozen auxiliary model (--aux CHECKPOINT)")
+    kwargs = dict(kwargs)
+    base = kwargs.pop("base", "speakernet")
+    gate = kwargs.pop("gate", "one_plus")
+    net = build({"name": base, "kwargs": kwargs, "heads": heads})
+    return AttentionNet(net, build(aux), aux["task"], gate)

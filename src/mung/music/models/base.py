@@ -9,40 +9,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from mung.errors import MungError
+from mung.nn import SEBasicBlock, SelfAttentivePooling
+from mung.registry import create, names
+
 StageHook = Callable[[int, torch.Tensor], torch.Tensor]
-
-
-class SEBlock(nn.Module):
-    """Squeeze-and-excitation over channels (2-D or 1-D feature maps)."""
-
-    def __init__(self, channels: int, reduction: int = 8):
-        super().__init__()
-        hidden = max(4, channels // reduction)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, channels), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.fc(x.flatten(2).mean(-1))
-        return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
-
-
-class SEBasicBlock(nn.Module):
-    """Residual basic block (two 3-wide convs, BN, ReLU) with squeeze-excitation; ``dim`` 2 for
-    the mel image, 1 for convolution along time only."""
-
-    def __init__(self, cin: int, cout: int, stride: int | tuple[int, int] = 1, dim: int = 2):
-        super().__init__()
-        conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dim == 2 else (nn.Conv1d, nn.BatchNorm1d)
-        self.body = nn.Sequential(
-            conv(cin, cout, 3, stride, 1, bias=False), bn(cout), nn.ReLU(inplace=True),
-            conv(cout, cout, 3, 1, 1, bias=False), bn(cout), SEBlock(cout),
-        )
-        self.short = (nn.Sequential(conv(cin, cout, 1, stride, bias=False), bn(cout))
-                      if stride != 1 or cin != cout else nn.Identity())
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.short(x))
 
 
 def se_stages(cin: int, channels: tuple[int, ...], blocks: tuple[int, ...], strides: tuple[int, ...],
@@ -50,7 +21,8 @@ def se_stages(cin: int, channels: tuple[int, ...], blocks: tuple[int, ...], stri
     """Stages of :class:`SEBasicBlock`; the first block of each stage carries the stride."""
     stages = []
     for c, n, s in zip(channels, blocks, strides, strict=True):
-        stages.append(nn.Sequential(*[SEBasicBlock(cin if i == 0 else c, c, s if i == 0 else 1, dim)
+        stages.append(nn.Sequential(*[SEBasicBlock(cin if i == 0 else c, c, s if i == 0 else 1, dim=dim,
+                                                   relu_first=False)
                                       for i in range(n)]))
         cin = c
     return nn.ModuleList(stages)
@@ -66,7 +38,7 @@ class Aggregator(nn.Module):
         if kind == "avgpool":
             self.out_dim = dim
         elif kind == "sap":
-            self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
+            self.sap = SelfAttentivePooling(dim)
             self.out_dim = dim
         elif kind == "gru":
             self.gru = nn.GRU(dim, hidden, num_layers=2, batch_first=True)
@@ -78,14 +50,13 @@ class Aggregator(nn.Module):
         if self.kind == "avgpool":
             return seq.mean(1)
         if self.kind == "sap":
-            w = torch.softmax(self.att(seq), dim=1)
-            return (w * seq).sum(1)
+            return self.sap(seq)
         out, _ = self.gru(seq)
         return out[:, -1]
 
 
 class Backbone(nn.Module):
-    """``stem`` → ``stages`` (each may be re-scaled by a hook, DESIGN-NOTES §2.3) → sequence
+    """``stem`` → ``stages`` (each may be re-scaled by a hook: the attention model) → sequence
     ``[B, T', D]`` → :class:`Aggregator`. Subclasses set ``stem``, ``stages``,
     ``stage_channels``, ``agg`` and may override :meth:`to_sequence`."""
 
@@ -93,6 +64,12 @@ class Backbone(nn.Module):
     stages: nn.ModuleList
     stage_channels: list[int]
     agg: Aggregator
+
+    def set_stages(self, stages: list[nn.Module], channels: list[int], aggregation: str, **agg: int) -> None:
+        """Install the conv ``stages`` (output ``channels`` each) and the aggregator over the last."""
+        self.stages = nn.ModuleList(stages)
+        self.stage_channels = list(channels)
+        self.agg = Aggregator(aggregation, channels[-1], **agg)
 
     @property
     def out_dim(self) -> int:
@@ -124,3 +101,25 @@ class MusicNet(nn.Module):
     def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> dict[str, torch.Tensor]:
         z = self.dropout(self.backbone(x, hook))
         return {t: head(z) for t, head in self.heads.items()}
+
+
+def backbone_model(backbone: Callable[..., Backbone], kwargs: dict, heads: dict[str, int]) -> MusicNet:
+    """``backbone(**kwargs)`` with task heads (``kwargs["dropout"]`` before them, default 0.3);
+    bad settings are a user error."""
+    kwargs = dict(kwargs)
+    dropout = kwargs.pop("dropout", 0.3)
+    try:
+        net = backbone(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise MungError(f"model {backbone.__name__}: bad settings {kwargs} ({exc})") from None
+    return MusicNet(net, heads, dropout)
+
+
+def build(spec: dict) -> nn.Module:
+    """Build a network from its JSON-able spec ``{"name", "kwargs", "heads": {task: n_labels},
+    "aux": spec + {"task"}}`` (stored in every checkpoint, so no code is unpickled). Every
+    registered ``music_model`` entry is ``fn(kwargs, heads, aux) -> nn.Module``."""
+    name = spec["name"]
+    if name not in names("music_model"):
+        raise MungError(f"unknown model {name!r} (choose from {', '.join(names('music_model'))})")
+    return create("music_model", name, dict(spec.get("kwargs", {})), spec["heads"], spec.get("aux"))

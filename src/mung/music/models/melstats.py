@@ -1,5 +1,5 @@
 """Hand-crafted features as a network (not from the seed; the "hand-crafted features + linear
-model" anchor of DESIGN-NOTES §7.2, after Panda et al. 2018): statistics of the whole input —
+model" baseline of music emotion recognition, after Panda et al. 2018): statistics of the whole input —
 per-mel-bin mean, std, mean |Δ| and std Δ; 20 cepstral coefficients (DCT of the log-mel) with
 mean, std and covariance; a log modulation spectrum (16 bands × 12 rhythm-rate bins, 0.1–15 Hz)
 for tempo and rhythm — standardised by a non-affine batch norm. With ``hidden=0`` the linear head
@@ -12,7 +12,8 @@ import math
 import torch
 from torch import nn
 
-from mung.music.models.base import Backbone
+from mung.music.models.base import Backbone, MusicNet, backbone_model
+from mung.registry import register
 
 
 def _dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
@@ -67,3 +68,8 @@ class MelStats(Backbone):
 
     def forward(self, x: torch.Tensor, hook=None) -> torch.Tensor:
         return self.mlp(self.norm(self.features(x)))
+
+
+@register("music_model", "melstats")
+def melstats(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(MelStats, kwargs, heads)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone
+from mung.music.models.base import Backbone, MusicNet, backbone_model
+from mung.registry import register
 
 
 class Bottleneck(nn.Module):
@@ -44,6 +45,9 @@ class ResNeXt(Backbone):
                            groups, base_width) for b in range(n)]))
             cin = planes * 4
             channels.append(cin)
-        self.stages = nn.ModuleList(stages)
-        self.stage_channels = channels
-        self.agg = Aggregator(aggregation, cin)
+        self.set_stages(stages, channels, aggregation)
+
+
+@register("music_model", "resnext50")
+def resnext50(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(ResNeXt, kwargs, heads)

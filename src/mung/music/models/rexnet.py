@@ -11,7 +11,9 @@ import math
 import torch
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone
+from mung.music.models.base import Backbone, MusicNet, backbone_model
+from mung.nn import SEGate
+from mung.registry import register
 
 
 def _conv_bn(cin: int, cout: int, k: int = 1, s: int = 1, groups: int = 1, act: nn.Module | None = None):
@@ -20,17 +22,6 @@ def _conv_bn(cin: int, cout: int, k: int = 1, s: int = 1, groups: int = 1, act: 
     if act is not None:
         layers.append(act)
     return nn.Sequential(*layers)
-
-
-class _SE(nn.Module):
-    def __init__(self, ch: int, ratio: float):
-        super().__init__()
-        hidden = max(8, int(ch * ratio))
-        self.fc = nn.Sequential(nn.Conv2d(ch, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, ch, 1), nn.Sigmoid())
-
-    def forward(self, x):
-        return x * self.fc(x.mean((2, 3), keepdim=True))
 
 
 class LinearBottleneck(nn.Module):
@@ -44,7 +35,7 @@ class LinearBottleneck(nn.Module):
             layers.append(_conv_bn(cin, mid, act=nn.SiLU(inplace=True)))
         layers.append(_conv_bn(mid, mid, 3, stride, groups=mid))
         if se_ratio > 0:
-            layers.append(_SE(mid, se_ratio))
+            layers.append(SEGate(mid, max(8, int(mid * se_ratio)), conv=True))
         layers += [nn.ReLU6(inplace=True), _conv_bn(mid, cout)]
         self.body = nn.Sequential(*layers)
 
@@ -76,6 +67,9 @@ class ReXNet(Backbone):
         head = max(math.ceil(head_chs * width), 64)
         stages[-1].append(_conv_bn(cin, head, act=nn.SiLU(inplace=True)))
         channels[-1] = head
-        self.stages = nn.ModuleList(stages)
-        self.stage_channels = channels
-        self.agg = Aggregator(aggregation, head)
+        self.set_stages(stages, channels, aggregation)
+
+
+@register("music_model", "rexnet")
+def rexnet(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(ReXNet, kwargs, heads)

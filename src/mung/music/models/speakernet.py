@@ -1,4 +1,4 @@
-"""SpeakerNet (2-D): the ResNetSE34L trunk (DESIGN-NOTES §2.1, §4) on the mel image — conv 7×7
+"""SpeakerNet (2-D): the ResNetSE34L trunk (Chung et al., Interspeech 2020) on the mel image — conv 7×7
 (stride (2,1)), SE basic-block stages [3,4,6,3] with channels [16,32,64,128] and strides
 1, 2, 2, 1, mean over frequency, then ``gru`` / ``avgpool`` / ``sap`` aggregation over time."""
 
@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone, se_stages
+from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model, se_stages
+from mung.registry import register
 
 
 class SpeakerNet(Backbone):
@@ -18,3 +19,8 @@ class SpeakerNet(Backbone):
         self.stages = se_stages(channels[0], tuple(channels), tuple(blocks), (1, 2, 2, 1), dim=2)
         self.stage_channels = list(channels)
         self.agg = Aggregator(aggregation, channels[-1])
+
+
+@register("music_model", "speakernet")
+def speakernet(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(SpeakerNet, kwargs, heads)

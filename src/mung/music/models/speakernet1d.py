@@ -1,11 +1,12 @@
-"""SpeakerNet-1D (DESIGN-NOTES §2.2): the 128 mel bins are input channels and SE residual blocks
+"""SpeakerNet-1D: the 128 mel bins are input channels and SE residual blocks
 convolve along time only (the seed found this worse than 2-D)."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from mung.music.models.base import Aggregator, Backbone, se_stages
+from mung.music.models.base import Aggregator, Backbone, MusicNet, backbone_model, se_stages
+from mung.registry import register
 
 
 class SpeakerNet1D(Backbone):
@@ -20,3 +21,8 @@ class SpeakerNet1D(Backbone):
 
     def to_sequence(self, x):
         return x.transpose(1, 2)
+
+
+@register("music_model", "speakernet1d")
+def speakernet1d(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
+    return backbone_model(SpeakerNet1D, kwargs, heads)

@@ -1,6 +1,7 @@
-"""Self-describing ResNetSE34L checkpoints: ours (``torch.save`` of plain tensors and JSON-able
-metadata, or fp16 safetensors) and published voxceleb_trainer ones (``__S__.``-prefixed state
-dicts). Everything loads with ``weights_only=True``; no code is ever unpickled."""
+"""Reading and writing speaker models: ours (fp16 safetensors in the shared :mod:`mung.checkpoint`
+format, or ``torch.save`` of plain tensors and JSON-able metadata for resumable training) and
+published voxceleb_trainer ones (``__S__.``-prefixed state dicts). Everything loads with
+``weights_only=True``; no code is ever unpickled."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pickle
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from mung import checkpoint
+from mung.config import Config, Interval, param
 from mung.errors import MungError
-from mung.io import write_with
+from mung.outputs import write_with
 from mung.speaker.models import FrontendConfig, ResNetSE34L, ResNetSEConfig, SegmentAggregator
 
 FORMAT = "mung.speaker"
@@ -23,12 +26,14 @@ ARCHITECTURE = "ResNetSE34L"
 
 
 @dataclass
-class AggregationConfig:
+class AggregationConfig(Config):
     """Segment aggregation: segment length and hop (seconds); ``hidden`` = aggregator GRU size."""
 
-    segment_seconds: float = 0.5
-    segment_hop: float = 0.25
-    hidden: int = 128
+    section: ClassVar[str] = "aggregation"
+
+    segment_seconds: float = param(0.5, Interval(float, 0, None, "neither"))
+    segment_hop: float = param(0.25, Interval(float, 0, None, "neither"))
+    hidden: int = param(128, Interval(int, 1, None))
 
 
 @dataclass
@@ -41,10 +46,6 @@ class SpeakerModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
 def checkpoint_dict(sm: SpeakerModel, **extra: Any) -> dict[str, Any]:
     """The checkpoint payload (plain tensors, strings and numbers only)."""
     out: dict[str, Any] = {
@@ -53,32 +54,26 @@ def checkpoint_dict(sm: SpeakerModel, **extra: Any) -> dict[str, Any]:
         "architecture": ARCHITECTURE,
         "model_config": asdict(sm.model.cfg),
         "aggregation": asdict(sm.aggregation),
-        "state_dict": _state(sm.model),
+        "state_dict": checkpoint.state_tensors(sm.model),
         "meta": json.loads(json.dumps(sm.meta, default=str)),
     }
     if sm.aggregator is not None:
-        out["aggregator_state_dict"] = _state(sm.aggregator)
+        out["aggregator_state_dict"] = checkpoint.state_tensors(sm.aggregator)
     out.update(extra)
     return out
 
 
-def save_checkpoint(
+def save_speaker_model(
     path: str | os.PathLike, sm: SpeakerModel, force: bool = False, **extra: Any
 ) -> Path:
     """Write ``path`` atomically: ``.safetensors`` (fp16, metadata as JSON) or a torch file."""
     payload = checkpoint_dict(sm, **extra)
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import save_file
-
         tensors = {f"model.{k}": v for k, v in payload.pop("state_dict").items()}
         tensors.update(
             {f"aggregator.{k}": v for k, v in payload.pop("aggregator_state_dict", {}).items()}
         )
-        tensors = {
-            k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()
-        }
-        meta = {"mung": json.dumps(payload, default=str)}
-        return write_with(path, lambda p: save_file(tensors, str(p), metadata=meta), force)
+        return checkpoint.save(path, checkpoint.half(tensors), payload, force)
     return write_with(path, lambda p: torch.save(payload, p), force)
 
 
@@ -86,24 +81,10 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise MungError(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise MungError(f"{path}: not a readable safetensors file ({exc})") from None
-        if "mung" not in meta:
-            raise MungError(
-                f"{path}: safetensors file has no mung metadata; not a mung speaker model"
-            )
-        payload = json.loads(meta["mung"])
-        payload["state_dict"] = {
-            k[6:]: v.float() for k, v in tensors.items() if k.startswith("model.")
-        }
-        agg = {k[11:]: v.float() for k, v in tensors.items() if k.startswith("aggregator.")}
+        tensors, payload = checkpoint.load(path, "mung speaker model")
+        tensors = {k: v.float() for k, v in tensors.items()}
+        payload["state_dict"] = checkpoint.strip_prefix(tensors, "model.")
+        agg = checkpoint.strip_prefix(tensors, "aggregator.")
         if agg:
             payload["aggregator_state_dict"] = agg
         return payload
@@ -157,7 +138,7 @@ def _from_voxceleb_trainer(state: dict[str, Any], path: Path) -> dict[str, Any]:
     }
 
 
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> SpeakerModel:
+def load_speaker_model(path: str | os.PathLike, device: str = "cpu") -> SpeakerModel:
     """Load our checkpoint or a voxceleb_trainer one as an eval-mode :class:`SpeakerModel`."""
     path = Path(path)
     payload = _read(path)

@@ -1,5 +1,6 @@
-"""``ResNetSE34LEncoder``: the :class:`~mung.speaker.encoder.SpeakerEncoder` protocol for a
-ResNetSE34L checkpoint, with optional segment aggregation for short spans (§3)."""
+"""ResNetSE34L speaker encoder (Chung et al., "In defence of metric learning", Interspeech 2020) for
+a checkpoint of ``mung speaker train`` or a published voxceleb_trainer one, with optional segment
+aggregation of short spans (Jung et al., Interspeech 2020)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,14 @@ import os
 import numpy as np
 import torch
 
+from mung.arrays import fit_length, group_by_length, l2_normalize
 from mung.audio import SAMPLE_RATE
 from mung.errors import MungError
-from mung.speaker.checkpoint import SpeakerModel, load_checkpoint
-from mung.speaker.encoder import group_by_length, l2_normalize
+from mung.registry import register
+from mung.speaker.model_io import SpeakerModel, load_speaker_model
 from mung.speaker.models import segment_bounds
 
 MIN_SECONDS = 0.2  # shorter spans are tiled up to this length
-
-
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Tile ``x`` (repeat it) until it has at least ``n`` samples."""
-    if len(x) >= n:
-        return x
-    return np.tile(x, int(np.ceil(n / max(len(x), 1))))[: max(n, len(x))]
 
 
 class ResNetSE34LEncoder:
@@ -53,7 +48,7 @@ class ResNetSE34LEncoder:
     def from_checkpoint(
         cls, path: str | os.PathLike, device: str = "cpu", segment_aggregation: bool = False
     ) -> ResNetSE34LEncoder:
-        return cls(load_checkpoint(path, device), device, segment_aggregation=segment_aggregation)
+        return cls(load_speaker_model(path, device), device, segment_aggregation=segment_aggregation)
 
     @torch.inference_mode()
     def _embed_pieces(self, pieces: list[np.ndarray]) -> np.ndarray:
@@ -100,3 +95,11 @@ class ResNetSE34LEncoder:
         for idx in group_by_length(counts, self.batch_size):  # equal segment counts stack
             out[idx] = self._aggregate(emb[first[idx, None] + np.arange(counts[idx[0]])])
         return l2_normalize(out)
+
+
+@register("encoder", "resnetse34l")
+def resnetse34l(arg: str | None, device: str, segment_aggregation: bool) -> ResNetSE34LEncoder:
+    """``resnetse34l:PATH``: the checkpoint at PATH."""
+    if not arg:
+        raise MungError("resnetse34l needs a checkpoint: --embedding resnetse34l:PATH")
+    return ResNetSE34LEncoder.from_checkpoint(arg, device, segment_aggregation=segment_aggregation)

@@ -1,4 +1,5 @@
-"""``mung speaker embed``: one unit-norm embedding per audio file, saved as ``<stem>.npy``."""
+"""Whole-recording speaker embeddings: one unit-norm vector per waveform or audio file
+(``mung speaker embed`` saves them as ``<stem>.npy``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,23 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mung.audio import find_audio, load
+from mung.arrays import l2_normalize
+from mung.audio import SAMPLE_RATE, find_audio, load
 from mung.errors import MungError
-from mung.io import check_writable, write_with
-from mung.speaker.encoder import load_encoder
-from mung.speaker.evaluate import embed_wav
+from mung.outputs import check_writable, write_with
+from mung.speaker.encoders import SpeakerEncoder, load_encoder
+
+CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are averaged
+
+
+def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
+    """One unit-norm embedding for a whole waveform (long audio: mean of chunk embeddings)."""
+    total = len(wav) / SAMPLE_RATE
+    starts = np.arange(0.0, total, chunk_seconds)
+    spans = np.stack([starts, np.minimum(starts + chunk_seconds, total)], axis=1)
+    if len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0:  # fold a short tail into the last chunk
+        spans = np.concatenate([spans[:-2], [[spans[-2, 0], total]]])
+    return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
 
 
 def embed_files(

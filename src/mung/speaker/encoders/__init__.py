@@ -1,0 +1,36 @@
+"""Speaker encoders, one module per kind, and :func:`load_encoder` to build one from a spec.
+
+Specs: ``default`` / ``resemblyzer`` (GE2E, weights from the ``resemblyzer`` PyPI package) or
+``resnetse34l:PATH`` (a checkpoint of ``mung speaker train`` or a published voxceleb_trainer one).
+A new kind is a module here with ``@register("encoder", KIND)`` on a function
+``fn(arg: str | None, device: str, segment_aggregation: bool) -> SpeakerEncoder``, imported below.
+"""
+
+from __future__ import annotations
+
+from mung.errors import MungError
+from mung.registry import create, names
+from mung.speaker.encoders import resemblyzer, resnetse34l
+from mung.speaker.encoders.base import SpeakerEncoder
+from mung.speaker.encoders.resemblyzer import ResemblyzerEncoder
+from mung.speaker.encoders.resnetse34l import ResNetSE34LEncoder
+
+__all__ = ["ResNetSE34LEncoder", "ResemblyzerEncoder", "SpeakerEncoder", "encoder_kinds", "load_encoder",
+           "resemblyzer", "resnetse34l"]
+
+
+def encoder_kinds() -> list[str]:
+    """Registered encoder kinds."""
+    return names("encoder")
+
+
+def load_encoder(
+    spec: str = "default", device: str = "cpu", segment_aggregation: bool = False
+) -> SpeakerEncoder:
+    """Build an encoder from ``kind[:argument]`` (``default`` = ``resemblyzer``); with
+    ``segment_aggregation`` short spans are embedded by segment aggregation."""
+    kind, _, arg = spec.partition(":")
+    kind = "resemblyzer" if kind in ("", "default") else kind.lower()
+    if kind not in names("encoder"):
+        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
+    return create("encoder", kind, arg or None, device, segment_aggregation)

@@ -1,0 +1,84 @@
+"""GE2E speaker encoder (Wan et al., ICASSP 2018) whose weights ship in the ``resemblyzer`` PyPI
+package: the ``default`` embedding of the diarization pipeline."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mung.arrays import group_by_length, l2_normalize
+from mung.audio import SAMPLE_RATE, power_mel
+from mung.errors import MungError
+from mung.registry import register
+from mung.torchutil import torch_threads
+
+
+class ResemblyzerEncoder:
+    """GE2E (3-layer LSTM, 40 mel, 256-d) from the ``resemblyzer`` package, batched.
+
+    The mel spectrogram is computed once per minute of input and sliced per span; each span is
+    loudness-normalised to -30 dBFS as resemblyzer's own preprocessing does per utterance.
+    """
+
+    name = "resemblyzer"
+    dim = 256
+    hop = 160
+    target_dbfs = -30.0
+    chunk_seconds = 60.0
+
+    def __init__(self, device: str = "cpu", batch_size: int = 256, threads: int = 1) -> None:
+        with warnings.catch_warnings():  # resemblyzer imports webrtcvad, which imports pkg_resources
+            warnings.simplefilter("ignore")
+            from resemblyzer import VoiceEncoder
+
+        self.model = VoiceEncoder(device=device, verbose=False).eval()
+        self.device = device
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def _mel(self, wav: np.ndarray) -> np.ndarray:
+        return power_mel(wav, SAMPLE_RATE, 400, self.hop, 40).T  # [frames, 40], as resemblyzer
+
+    def embed_spans(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Spans are processed in time chunks of ``chunk_seconds`` so that the spectrogram of
+        a long recording is never held whole (bounded memory)."""
+        spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+        out = np.zeros((len(spans), self.dim), np.float32)
+        chunk = np.floor(spans[:, 0] / self.chunk_seconds).astype(int)
+        chunks = np.unique(chunk)
+        for c in tqdm(chunks, desc="embedding", unit="min", disable=len(chunks) < 10, leave=False):
+            idx = np.flatnonzero(chunk == c)
+            # first sample on the hop grid, so frames line up with a whole-file spectrogram
+            a = int(spans[idx, 0].min() * SAMPLE_RATE) // self.hop * self.hop
+            b = int(np.ceil(spans[idx, 1].max() * SAMPLE_RATE))
+            out[idx] = self._embed_segment(wav[a:b], spans[idx] - a / SAMPLE_RATE)
+        return l2_normalize(out)
+
+    def _embed_segment(self, wav: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        mel = self._mel(wav)
+        first = np.clip((spans[:, 0] * SAMPLE_RATE / self.hop).round().astype(int), 0, len(mel) - 1)
+        last = (spans[:, 1] * SAMPLE_RATE / self.hop).round().astype(int)
+        last = np.clip(last, first + 1, len(mel))
+        out = np.zeros((len(spans), self.dim), np.float32)
+        target_power = 10 ** (self.target_dbfs / 10)
+        with torch.inference_mode(), torch_threads(self.threads):
+            for idx in group_by_length(last - first, self.batch_size):
+                batch = np.stack([mel[a:b] for a, b in zip(first[idx], last[idx], strict=True)])
+                # mel power is proportional to signal power: scale each window to -30 dBFS.
+                s0 = (spans[idx, 0] * SAMPLE_RATE).astype(int)
+                s1 = np.maximum((spans[idx, 1] * SAMPLE_RATE).astype(int), s0 + 1)
+                power = np.array([np.mean(wav[a:b] ** 2) + 1e-10 for a, b in zip(s0, s1, strict=True)])
+                batch *= (target_power / power)[:, None, None].astype(np.float32)
+                out[idx] = self.model(torch.from_numpy(batch).to(self.device)).cpu().numpy()
+        return out
+
+
+@register("encoder", "resemblyzer")
+def resemblyzer(arg: str | None, device: str, segment_aggregation: bool) -> ResemblyzerEncoder:
+    """``resemblyzer`` (alias ``default``); takes no argument and no segment aggregation."""
+    if segment_aggregation:
+        raise MungError("segment aggregation needs a resnetse34l:CKPT embedding, not 'resemblyzer'")
+    return ResemblyzerEncoder(device=device)
