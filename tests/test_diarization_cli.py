@@ -18,7 +18,7 @@ from mung.diarization.scoring import score
 
 def _der(ref_rttm, uem_file, hyp_rttm, uri):
     refs = read_rttm(ref_rttm)
-    _, total = score({uri: refs[uri]}, read_rttm(hyp_rttm), read_uem(uem_file), collar=0.25)
+    _, total = score({uri: refs[uri]}, read_rttm(hyp_rttm), {uri: read_uem(uem_file)[uri]}, collar=0.25)
     return total
 
 
@@ -105,29 +105,24 @@ def test_batch_reports_bad_files_and_processes_the_rest(tmp_path, capsys, ami_di
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk" * 20)
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     good = ami_dir / "EN2009b_0000-0030.ogg"
-    code, _, err = run_cli(
-        capsys,
-        "diarize",
-        tmp_path / "missing.wav",
-        tmp_path / "corrupt.wav",
-        tmp_path / "empty.wav",
-        good,
-        "--out",
-        tmp_path / "o",
-    )
+    bad = [tmp_path / "corrupt.wav", tmp_path / "empty.wav"]
+    code, _, err = run_cli(capsys, "diarize", tmp_path / "missing.wav", *bad, good, "--out", tmp_path / "o")
+    assert code == 1 and err.strip().endswith("missing.wav: file not found; nothing was processed")
+    assert not (tmp_path / "o").exists()  # refused before any work
+    code, _, err = run_cli(capsys, "diarize", *bad, good, "--out", tmp_path / "o")
     assert code == 1
-    assert "missing.wav: file not found" in err
     assert "corrupt.wav: not a readable audio file" in err
     assert "empty.wav: audio file is empty" in err
+    assert "1 done, 2 failed" in err
     assert "Traceback" not in err
     assert (tmp_path / "o" / "EN2009b_0000-0030.rttm").exists()
 
 
-def test_existing_output_needs_force(tmp_path, capsys, ami_dir):
+def test_existing_output_is_kept_and_skipped_unless_force(tmp_path, capsys, ami_dir):
     good = ami_dir / "EN2009b_0000-0030.ogg"
     (tmp_path / "EN2009b_0000-0030.rttm").write_text("keep me\n")
     code, _, err = run_cli(capsys, "diarize", good, "--out", tmp_path)
-    assert code == 1 and "output exists (use --force)" in err
+    assert code == 0 and "0 done, 1 skipped (outputs exist; --force redoes them)" in err
     assert (tmp_path / "EN2009b_0000-0030.rttm").read_text() == "keep me\n"
     code, _, _ = run_cli(capsys, "diarize", good, "--out", tmp_path, "--force")
     assert code == 0 and (tmp_path / "EN2009b_0000-0030.rttm").read_text().startswith("SPEAKER")

@@ -92,7 +92,8 @@ def test_one_speaker_baseline_matches_data_readme(ami_dir):
 
 
 def test_unknown_hypothesis_uri():
-    with pytest.raises(MungError, match="not in the reference: zzz"):
+    with pytest.raises(MungError, match=r"no hypothesis uri is scored \(hypotheses: zzz; scored: a\)"), \
+            pytest.warns(UserWarning, match="not in the reference"):
         score({"a": _d("a", (0, 1, "A"))}, {"zzz": _d("zzz", (0, 1, "A"))})
 
 

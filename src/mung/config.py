@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 from pathlib import Path
@@ -157,6 +158,11 @@ class Check(Constraint):
 
 
 NONE = None  # put ``None`` among a field's constraints to allow it
+
+# A torch device name (whether it exists on this machine is checked when a model is loaded:
+# mung.torchutil.pick_device).
+DEVICE = Check(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None,
+               "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
 
 
 def param(default: Any = dataclasses.MISSING, *constraints: Constraint | None,

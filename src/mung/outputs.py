@@ -15,8 +15,25 @@ from mung.errors import MungError
 
 def check_writable(path: Path, force: bool) -> None:
     """Refuse to overwrite an existing output unless ``force``."""
+    if path.is_dir():
+        raise MungError(f"{path}: output path is a directory")
     if path.exists() and not force:
         raise MungError(f"{path}: output exists (use --force to overwrite)")
+
+
+def check_folder(folder: Path) -> None:
+    """``folder`` exists (created if needed) and a file can be created in it."""
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MungError(f"{parent}: output folder is an existing file")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise MungError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
 
 
 @contextmanager
@@ -24,8 +41,11 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     check_writable(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    check_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:  # e.g. a full disk
+        raise MungError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         yield Path(tmp)

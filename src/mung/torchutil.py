@@ -3,6 +3,7 @@ control, parameter counting."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,12 +14,23 @@ from mung.errors import MungError
 
 
 def pick_device(name: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; a requested but missing GPU is a
-    user error."""
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; an unknown name or a device this
+    machine lacks is a one-line user error (not torch's traceback)."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MungError("--device cuda requested but no CUDA GPU is available")
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", str(name)):
+        raise MungError(f"device: one of auto, cpu, cuda, cuda:N, mps; got {name!r}")
+    if name.startswith("cuda"):
+        if torch.version.cuda is None:
+            raise MungError(f"device {name!r}: this torch build ({torch.__version__}) has no CUDA support; "
+                            "use --device cpu")
+        count = torch.cuda.device_count()
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            raise MungError(f"device {name!r}: {count} CUDA GPU(s) visible; use --device cpu"
+                            + (f" or cuda:0..{count - 1}" if count else ""))
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise MungError("device 'mps': not available on this machine; use --device cpu")
     return name
 
 

@@ -3,10 +3,12 @@ the library modules that share the command names."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from mung.batch import DEBUG_ENV
 from mung.cli import diarize, music, score, speaker, view
 from mung.cli.groups import hidden_alias
 from mung.errors import MungError
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one ``error:`` line and exit code 1 (traceback with --debug)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    if debug:  # batch workers (other processes) read it too
+        os.environ[DEBUG_ENV] = "1"
     try:
         cli.main(args=argv, prog_name="mung", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import click
 
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
+from mung.cli.common import finish_batch
 from mung.cli.groups import DefaultGroup
 from mung.cli.options import LazyChoice
 
@@ -57,52 +57,12 @@ def _clustering_spec(value: str | None) -> str | None:
     return value
 
 
-_WORKER = {}
-
-
-def _init_worker(config, debug: bool = False) -> None:
-    from mung.diarization.pipeline import Diarizer
-
-    _WORKER["diarizer"] = Diarizer(config)
-    _WORKER["debug"] = debug
-
-
-def _run_one(path: Path):
-    """(path, diarization or None, error message or None); with --debug errors propagate."""
-    from mung.errors import MungError
-
-    try:
-        return path, _WORKER["diarizer"](path), None
-    except Exception as exc:  # one bad file must not stop a batch
-        if _WORKER["debug"]:
-            raise
-        msg = str(exc) if isinstance(exc, MungError) else f"{path}: {type(exc).__name__}: {exc}"
-        return path, None, msg
-
-
-def _write(d, out: Path, opts: dict) -> None:
-    from mung import outputs
-    from mung.diarization.plot import plot_timeline
-
-    outputs.write_text(out / f"{d.uri}.rttm", d.to_rttm(), force=opts["force"])
-    if opts["json"]:
-        outputs.write_json(out / f"{d.uri}.json", d.to_json(), force=opts["force"])
-    if opts["plot"]:
-        plot_timeline(d, out / f"{d.uri}.png", force=opts["force"])
-
-
 def _save_config(path: Path, text: str, force: bool) -> None:
     """The resolved config beside the outputs (an identical existing file is left alone)."""
     from mung import outputs
 
     if not path.exists() or path.read_text() != text:
         outputs.write_text(path, text, force=force)
-
-
-def _summary(d) -> str:
-    lines = [f"{d.uri}: {len(d.speakers)} speaker(s), {d.duration:.1f} s"]
-    lines += [f"  {t.start:7.2f} – {t.end:7.2f}  {t.speaker}" for t in sorted(d.turns)]
-    return "\n".join(lines)
 
 
 def _choices(section: str, name: str) -> LazyChoice:
@@ -155,14 +115,16 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@catalogue_options
 def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None, **opts) -> None:
-    """Diarize AUDIO files or directories; write DIR/<stem>.rttm for each."""
+    """Diarize AUDIO files or directories; write DIR/<uri>.rttm for each (uri = file stem with
+    whitespace replaced by '_'). Finished files are kept on Ctrl-C; a re-run skips them."""
     import yaml
-    from tqdm import tqdm
 
-    from mung.audio import find_audio
+    from mung.batch import check_batch, items_from_paths, run_batch
     from mung.config import load_yaml, merge, to_dict
     from mung.diarization.pipeline import DiarizationConfig
+    from mung.diarization.task import DiarizeTask
     from mung.errors import MungError
 
     config = merge(load_yaml(DiarizationConfig, config_file) if config_file else DiarizationConfig(),
@@ -173,55 +135,41 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
         return
     if not audio:
         raise MungError("no AUDIO given: mung diarize FILE_OR_DIR... [--out DIR]")
-    paths = find_audio(list(audio))
+    if wants_dataset(opts["engine"], opts["address"], opts["dataset"]):  # turns + DATASET/rttm/
+        from mung.diarization.catalogue import DiarizeTable
+
+        task = DiarizeTable(config, Path(opts["dataset"]))
+        run_dataset_job(task, audio, opts["dataset"], opts["engine"], opts["address"], opts["jobs"],
+                        opts["force"])
+        return
     out_dir = None if out in (None, "-") else Path(out)
-    if out_dir is None and len(paths) > 1:
+    if out_dir is None and (opts["json"] or opts["plot"]):
+        raise MungError("--json and --plot write files: give --out DIR")
+    items = items_from_paths(list(audio))
+    if out_dir is None and len(items) > 1:
         raise MungError("several inputs need --out DIR")
     if opts["html"] and out_dir is None:
         raise MungError("--html needs --out DIR (the page is written to DIR/index.html)")
-    failed = 0
+    task = DiarizeTask(config, out_dir, opts["json"], opts["plot"], opts["print_"])
     if out_dir is not None:
+        check_batch(task, items, opts["force"])  # refuse bad inputs before the config is saved
         _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
-        if not opts["force"]:
-            exists = [p for p in paths if (out_dir / f"{p.stem}.rttm").exists()]
-            for p in exists:
-                click.echo(f"error: {out_dir / (p.stem + '.rttm')}: output exists (use --force)", err=True)
-            failed, paths = len(exists), [p for p in paths if p not in exists]
-    debug = click.get_current_context().find_root().params.get("debug", False)
-    results = _diarize_all(paths, config, opts["jobs"], debug, tqdm)
-    for path, d, err in results:
-        if err is not None:
-            failed += 1
-            click.echo(f"error: {err}", err=True)
-            continue
-        if not d.turns:
-            click.echo(f"warning: {path}: no speech detected; the RTTM is empty", err=True)
-        if out_dir is None:
-            sys.stdout.write(d.to_rttm())
-        else:
-            _write(d, out_dir, opts)
-        if opts["print_"]:
-            click.echo(_summary(d), err=out_dir is None)
+    report = run_batch(task, items, jobs=opts["jobs"], force=opts["force"], engine=opts["engine"],
+                       address=opts["address"])
     if opts["html"]:
-        from mung.view import write_diarization_page
-
-        done = [(p, d) for p, d, err in results if err is None]
-        write_diarization_page(out_dir, [d for _, d in done], {d.uri: p for p, d in done}, ref=opts["ref"],
-                               force=opts["force"])
-        click.echo(f"page written to {out_dir / 'index.html'} (or run: mung view {out_dir})", err=True)
-    if failed:
-        raise SystemExit(1)
+        _write_page(out_dir, [it for it in items if it.uri in {*report.done, *report.skipped}], opts)
+    finish_batch(report)
 
 
-def _diarize_all(paths: list[Path], config, jobs: int, debug: bool, tqdm):
-    bar = dict(total=len(paths), unit="file", disable=len(paths) < 2, file=sys.stderr)
-    if jobs == 1 or len(paths) < 2:
-        _init_worker(config, debug)
-        return [r for r in tqdm(map(_run_one, paths), **bar)]
-    ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(config, debug))
-    with pool:
-        return list(tqdm(pool.map(_run_one, paths), **bar))
+def _write_page(out_dir: Path, items: list, opts: dict) -> None:
+    """The results page of every finished recording (this run's and earlier runs', read back)."""
+    from mung.diarization.rttm import Diarization, read_rttm
+    from mung.view import write_diarization_page
+
+    results = [read_rttm(out_dir / f"{it.uri}.rttm").get(it.uri, Diarization(it.uri)) for it in items]
+    paths = {it.uri: it.path for it in items}
+    write_diarization_page(out_dir, results, paths, ref=opts["ref"], force=opts["force"])
+    click.echo(f"page written to {out_dir / 'index.html'} (or run: mung view {out_dir})", err=True)
 
 
 def _range(text: str) -> tuple[float, float]:

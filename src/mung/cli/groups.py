@@ -16,7 +16,7 @@ class DefaultGroup(click.Group):
         self.default_command = default_command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == self.default_command:
+        if not args or args[0] not in self.commands:  # `run` itself is a sub-command, not an input
             if not (args and args[0] in ("--help", "-h") and len(args) == 1):
                 args = [self.default_command, *args]
         return super().parse_args(ctx, args)

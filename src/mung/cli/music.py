@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 from mung.errors import MungError
 from mung.music.formats import FORMATS
@@ -37,14 +38,18 @@ def _is_checkpoint(p: str) -> bool:
 
 @music.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <stem>.npy files.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <uri>.npy files.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def featurize(audio: tuple[str, ...], out_dir: str, force: bool) -> None:
-    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel)."""
-    from mung.music.features import featurize as run
+def featurize(audio: tuple[str, ...], out_dir: str, jobs: int, force: bool) -> None:
+    """Write competition-format mel files [1, 128, T] (16 kHz, 32 ms hop, raw power mel); a re-run
+    skips finished files."""
+    from mung.cli.common import finish_batch
+    from mung.music.batch_tasks import featurize as run
 
-    written = run(list(audio), out_dir, force=force)
-    click.echo(f"wrote {len(written)} mel file(s) to {out_dir}")
+    report = run(list(audio), out_dir, force=force, jobs=jobs)
+    click.echo(f"wrote {len(report.done)} mel file(s) to {out_dir}")
+    finish_batch(report)
 
 
 def _train_choices(name: str, section: str = "") -> LazyChoice:
@@ -81,18 +86,23 @@ def _train_choices(name: str, section: str = "") -> LazyChoice:
 @click.option("--normalisation", type=_train_choices("normalisation", "mel"), help="Default log10.")
 @click.option("--cache", "cache_dir", type=click.Path(), help="Folder to keep computed mel features.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run folder's outputs.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
 @config_options
-def train(data, out_dir, model_args, normalisation, force, config_file, show_config, **opts):
+def train(data, out_dir, model_args, normalisation, force, config_file, show_config, nproc, **opts):
     """Train a station / mood / multi-task model (early stopping on the val split)."""
+    from mung.distributed import is_main
     from mung.music.train import MusicTrainConfig
-    from mung.music.train import train as run
+    from mung.music.train import train_processes as run
 
     overrides = {**opts, "mel.normalisation": normalisation,
                  "model_kwargs": _json_option(model_args, "--model-args") if model_args else None}
     cfg = resolve_config(MusicTrainConfig, config_file, overrides, show_config)
     if cfg is None:
         return
-    result = run(cfg, data, out_dir, force=force)
+    result = run(cfg, data, out_dir, force=force, nproc=nproc)
+    if not is_main():
+        return
     shown = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
     click.echo(f"best epoch {result.best_epoch}: {shown}")
     click.echo(f"checkpoint {result.checkpoint}")
@@ -102,36 +112,54 @@ def train(data, out_dir, model_args, normalisation, force, config_file, show_con
 @click.argument("items", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--weights", default=None, help="Comma-separated ensemble weights, one per checkpoint.")
-@click.option("--threshold", type=float, default=None, help="Mood threshold (default: the tuned one).")
-@click.option("--top", default=5, show_default=True, help="Moods shown in text format.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Mood threshold (default: the tuned one).")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True,
+              help="Moods shown in text format.")
 @click.option("--out", "out_file", type=click.Path(), help="Write to a file instead of stdout.")
-@click.option("--force", is_flag=True, help="Overwrite --out.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (processes or Ray actors).")
+@click.option("--force", is_flag=True, help="Overwrite --out (with --dataset: start it over).")
 @click.option("--html", "html_dir", type=click.Path(), help="Also write a results page DIR/index.html.")
 @click.option("--labels", type=click.Path(), help="Labels CSV shown beside the predictions (--html).")
-def tag(items, fmt, weights, threshold, top, out_file, force, html_dir, labels):
+@catalogue_options
+def tag(items, fmt, weights, threshold, top, out_file, jobs, force, html_dir, labels, engine, address,
+        dataset):
     """Tag [CHECKPOINT...] AUDIO_OR_NPY...: station and moods (no checkpoint = shipped model;
-    several = weighted ensemble)."""
+    several = weighted ensemble). A bad or silent file is one error line; the others are tagged."""
+    from mung.batch import run_batch
+    from mung.cli.common import finish_batch
+    from mung.music.batch_tasks import TagTask, tag_items
     from mung.music.formats import format_rows
-    from mung.music.tag import tag as run
-    from mung.outputs import write_text
+    from mung.outputs import check_writable, write_text
 
     ckpts = [i for i in items if _is_checkpoint(i)]
     inputs = [i for i in items if not _is_checkpoint(i)]
     if not inputs:
         raise MungError("no audio or .npy input given")
-    w = _weights(weights)
-    rows = run(ckpts, inputs, w, threshold, top=None, progress=False)
-    text = format_rows(rows, fmt, top)
+    if wants_dataset(engine, address, dataset):
+        from mung.music.catalogue import TagTable
+
+        table = TagTable(ckpts, _weights(weights), threshold)
+        run_dataset_job(table, inputs, dataset, engine, address, jobs, force)
+        return
     if out_file:
+        check_writable(Path(out_file), force)
+    task = TagTask(ckpts, _weights(weights), threshold)
+    batch = tag_items(inputs)
+    report = run_batch(task, batch, jobs=jobs, engine=engine, address=address)
+    rows = task.ordered_rows(batch)
+    text = format_rows(rows, fmt, top)
+    if out_file and report.done:
         write_text(out_file, text + "\n", force)
         click.echo(f"wrote {out_file}")
-    else:
+    elif report.done:
         click.echo(text)
-    if html_dir:
+    if html_dir and report.done:
         from mung.view import write_music_page
 
         write_music_page(html_dir, rows, labels=labels, force=force)
         click.echo(f"page written to {Path(html_dir) / 'index.html'} (or: mung view {html_dir})", err=True)
+    finish_batch(report)
 
 
 def _weights(weights: str | None) -> list[float] | None:

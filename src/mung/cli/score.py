@@ -20,42 +20,38 @@ def _table(rows, total) -> str:
     return "\n".join(lines)
 
 
-def _read_hyps(hyp: str):
-    from mung.diarization.rttm import read_rttm
-    from mung.errors import MungError
+def _scored(refs, hyps, uems, collar: float, skip_overlap: bool):
+    """``score()`` with its one-sided-uri warnings printed as ``warning:`` lines."""
+    import warnings
 
-    path = Path(hyp)
-    files = sorted(path.glob("*.rttm")) if path.is_dir() else [path]
-    if not files:
-        raise MungError(f"{path}: directory holds no .rttm files")
-    hyps = {}
-    for f in files:
-        hyps.update(read_rttm(f))
-    return hyps
+    from mung.diarization.scoring import UnscoredWarning
+    from mung.diarization.scoring import score as score_fn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnscoredWarning)
+        result = score_fn(refs, hyps, uems, collar=collar, skip_overlap=skip_overlap)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    return result
 
 
 @click.command()
 @click.option("--ref", required=True, type=click.Path(), help="Reference RTTM.")
 @click.option("--hyp", required=True, type=click.Path(), help="Hypothesis RTTM or a directory of them.")
 @click.option("--uem", type=click.Path(), help="UEM of the scored regions.")
-@click.option("--collar", type=float, default=0.25, show_default=True,
-              help="Seconds ignored on each side of reference boundaries (dscore convention).")
+@click.option("--collar", type=click.FloatRange(0), default=0.25, show_default=True,
+              help="Seconds ignored on each side of reference boundaries, for DER (JER never uses one).")
 @click.option("--skip-overlap", is_flag=True, help="Do not score overlapped reference speech.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def score(ref: str, hyp: str, uem: str | None, collar: float, skip_overlap: bool, as_json: bool) -> None:
-    """Per-file and overall DER (miss / false alarm / confusion), JER and (DER + JER) / 2."""
+    """Per-file and overall DER (miss / false alarm / confusion), JER and (DER + JER) / 2, as dscore
+    (md-eval) reports them; uris on one side only are warned about."""
     import json
 
-    from mung.diarization.rttm import read_rttm, read_uem
-    from mung.diarization.scoring import score as score_fn
+    from mung.diarization.rttm import read_rttm, read_rttms, read_uem
 
-    refs = read_rttm(ref)
     uems = read_uem(uem) if uem else None
-    hyps = _read_hyps(hyp)
-    if uems:  # score only the recordings the UEM lists
-        refs = {u: d for u, d in refs.items() if u in uems}
-        hyps = {u: d for u, d in hyps.items() if u in uems}
-    rows, total = score_fn(refs, hyps, uems, collar=collar, skip_overlap=skip_overlap)
+    rows, total = _scored(read_rttm(ref), read_rttms(hyp), uems, collar, skip_overlap)
     if as_json:
         click.echo(json.dumps({"files": [r.as_dict() for r in rows], "total": total.as_dict()}, indent=2))
     else:
@@ -68,7 +64,7 @@ def score(ref: str, hyp: str, uem: str | None, collar: float, skip_overlap: bool
 @click.option("--uem", multiple=True, type=click.Path(), help="UEM (repeatable).")
 @click.option("--config", "config_file", type=click.Path(), help="Base YAML config.")
 @click.option("--objective", type=click.Choice(["der", "combined"]), default="der", show_default=True)
-@click.option("--collar", type=float, default=0.25, show_default=True)
+@click.option("--collar", type=click.FloatRange(0), default=0.25, show_default=True)
 @click.option("--out", "-o", required=True, type=click.Path(), help="Where to write the best config (YAML).")
 @click.option("--force", is_flag=True)
 def tune(audio_dir, ref, uem, config_file, objective, collar, out, force) -> None:

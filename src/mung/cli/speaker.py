@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 from mung.cli.groups import hidden_alias
 from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 
@@ -130,38 +131,59 @@ def _train_choices(name: str) -> LazyChoice:
 @click.option("--seed", type=int, help="Default 0.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite an existing run in --out.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
 @config_options
 def train(threads: int, resume: bool, force: bool, config_file: str | None, show_config: bool,
-          **opts) -> None:
+          nproc: int, **opts) -> None:
     """Train ResNetSE34L on a voxceleb_trainer-style list."""
     import torch
 
+    from mung.distributed import is_main
     from mung.speaker.train import SpeakerTrainConfig
-    from mung.speaker.train import train as run
+    from mung.speaker.train import train_processes as run
 
     cfg = resolve_config(SpeakerTrainConfig, config_file, opts, show_config)
     if cfg is None:
         return
     if threads:
         torch.set_num_threads(threads)
-    final = run(cfg, resume=resume, force=force)
+    final = run(cfg, resume=resume, force=force, nproc=nproc)
+    if not is_main():
+        return
     click.echo(f"final: {final}")
     click.echo(f"model: {Path(cfg.out) / 'model.pt'}")
 
 
 @speaker.command()
 @click.argument("audio", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Folder for <uri>.npy files.")
 @encoder_options
-@click.option("--force", is_flag=True, help="Overwrite existing .npy files.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, help="Workers (processes or Ray actors).")
+@click.option("--force", is_flag=True, help="Overwrite existing .npy files (with --dataset: start it over).")
+@catalogue_options
 def embed(
-    audio: tuple[str, ...], out_dir: Path, model: str, segment_aggregation: bool, device: str, force: bool
+    audio: tuple[str, ...], out_dir: Path | None, model: str, segment_aggregation: bool, device: str,
+    jobs: int, force: bool, engine: str, address: str | None, dataset: str | None,
 ) -> None:
-    """Write OUT/<stem>.npy (one embedding vector per audio file or folder of files)."""
+    """Write OUT/<uri>.npy, one embedding per audio file (folders expand to their files; uri = file
+    stem with whitespace replaced by '_'). Silent files are refused; a re-run skips finished files."""
+    from mung.cli.common import finish_batch
+    from mung.errors import MungError
     from mung.speaker.embedding import embed_files
 
-    paths = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force)
-    click.echo(f"{len(paths)} embeddings written to {out_dir}/")
+    if wants_dataset(engine, address, dataset):
+        from mung.speaker.catalogue import EmbedTable
+
+        task = EmbedTable(_model_spec(model), segment_aggregation, device)
+        run_dataset_job(task, audio, dataset, engine, address, jobs, force)
+        return
+    if out_dir is None:
+        raise MungError("give --out DIR (or --dataset DIR)")
+    report = embed_files(list(audio), out_dir, _model_spec(model), segment_aggregation, device, force, jobs,
+                         engine=engine, address=address)
+    click.echo(f"{len(report.done)} embeddings written to {out_dir}/")
+    finish_batch(report)
 
 
 @speaker.command("evaluate")

@@ -13,7 +13,7 @@ import numpy as np
 
 from mung import audio
 from mung.arrays import l2_normalize
-from mung.config import Config, Interval, Spec, Type, param
+from mung.config import DEVICE, Config, Interval, Spec, Type, param
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.overlap import (
@@ -47,7 +47,7 @@ class EmbeddingConfig(Config):
     model: str = param("default", Spec("encoder", extra=("default",), needs_arg=("resnetse34l",)))
     segment_aggregation: bool = param(False, Type(bool))
     center: float = param(0.5, Interval(float, 0, 1))
-    device: str = param("cpu", Type(str))
+    device: str = param("cpu", DEVICE)
 
 
 @dataclass

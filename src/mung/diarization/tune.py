@@ -67,6 +67,11 @@ def tune(
     if missing:
         raise MungError(f"no reference turns for: {', '.join(missing[:5])}")
     sub_refs = {p.stem: refs[p.stem] for p in audio_files}
+    if uem:
+        missing = [u for u in sub_refs if u not in uem]
+        if missing:
+            raise MungError(f"no UEM regions for: {', '.join(missing[:5])}")
+        uem = {u: uem[u] for u in sub_refs}
     trials: list[Trial] = []
     fronts = _combinations(grid.front_end)
     for front in progress(fronts, desc="front-end settings", unit="setting"):

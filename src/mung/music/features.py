@@ -98,26 +98,3 @@ def load_mel(path: str | os.PathLike, cfg: MelConfig = MelConfig()) -> np.ndarra
     if str(path).lower().endswith(".npy"):
         return load_npy(path, cfg.n_mels)
     return check_mel(mel_from_audio(path, cfg), str(path), cfg.n_mels)
-
-
-def featurize(
-    paths: list[str | os.PathLike], out_dir: str | os.PathLike, cfg: MelConfig = MelConfig(),
-    force: bool = False, progress: bool = True,
-) -> list[Path]:
-    """Write ``OUT/<stem>.npy`` (raw power mel ``[1, M, T]``) for every audio file."""
-    from tqdm import tqdm
-
-    from mung.outputs import write_with
-
-    files = audio.find_audio(list(paths))
-    out_dir = Path(out_dir)
-    stems = [Path(f).stem for f in files]
-    dup = {s for s in stems if stems.count(s) > 1}
-    if dup:
-        raise MungError(f"two inputs share the output name {sorted(dup)[0]}.npy")
-    written = []
-    for f in tqdm(files, desc="featurize", unit="file", disable=not progress):
-        mel = mel_from_audio(f, cfg)
-        target = out_dir / f"{Path(f).stem}.npy"
-        written.append(write_with(target, lambda tmp, m=mel: np.save(open(tmp, "wb"), m), force))
-    return written

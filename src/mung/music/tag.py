@@ -23,17 +23,20 @@ def tag(checkpoints: list[os.PathLike], inputs: list[os.PathLike], weights: list
         raise MungError("no input files")
     probs = ens.predict(files, progress=progress)
     thr = ens.threshold if threshold is None else threshold
-    out = []
-    for i, f in enumerate(files):
-        row: dict = {"file": str(f), "station": None, "station_probs": {}, "moods": [], "mood_scores": {}}
-        if "station" in probs:
-            p = probs["station"][i]
-            row["station"] = ens.stations[int(p.argmax())]
-            row["station_probs"] = {s: round(float(v), 4) for s, v in zip(ens.stations, p, strict=True)}
-        if "mood" in probs:
-            s = probs["mood"][i]
-            order = np.argsort(-s)
-            row["moods"] = [ens.moods[j] for j in order if s[j] >= thr][: top or None]
-            row["mood_scores"] = {m: round(float(v), 4) for m, v in zip(ens.moods, s, strict=True)}
-        out.append(row)
-    return out
+    return [tag_row(ens, {k: v[i] for k, v in probs.items()}, f, thr, top) for i, f in enumerate(files)]
+
+
+def tag_row(ens: Ensemble, probs: dict[str, np.ndarray], file: os.PathLike, threshold: float,
+            top: int | None = None) -> dict:
+    """One file's output row from its ``probs`` (task → probabilities), as :func:`tag` returns."""
+    row: dict = {"file": str(file), "station": None, "station_probs": {}, "moods": [], "mood_scores": {}}
+    if "station" in probs:
+        p = probs["station"]
+        row["station"] = ens.stations[int(p.argmax())]
+        row["station_probs"] = {s: round(float(v), 4) for s, v in zip(ens.stations, p, strict=True)}
+    if "mood" in probs:
+        s = probs["mood"]
+        order = np.argsort(-s)
+        row["moods"] = [ens.moods[j] for j in order if s[j] >= threshold][: top or None]
+        row["mood_scores"] = {m: round(float(v), 4) for m, v in zip(ens.moods, s, strict=True)}
+    return row

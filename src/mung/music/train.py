@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mung.config import Config, Interval, Options, Type, param
+from mung import distributed
+from mung.config import DEVICE, Config, Interval, Options, Type, param
 from mung.errors import MungError
 from mung.music.data import TASKS, Dataset, MelCache, encode, random_crop, read_dataset
 from mung.music.features import MelConfig
@@ -55,7 +56,7 @@ class MusicTrainConfig(Config):
     freq_mask: int = param(0, Interval(int, 0, None))  # max width of one random frequency mask; 0 = off
     patience: int = param(8, Interval(int, 1, None))  # epochs without improvement before stopping
     seed: int = param(0, Interval(int, 0, None))
-    device: str = param("auto", Type(str))
+    device: str = param("auto", DEVICE)
     mel: MelConfig = param(factory=MelConfig)
     cache_dir: str | None = param(None, Type(str), None)
 
@@ -139,7 +140,9 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
     cfg.validate()
     out_dir = Path(out_dir)
     check_writable(out_dir / CHECKPOINT_NAME, force)
-    device = pick_device(cfg.device)
+    device = distributed.local_device(pick_device(cfg.device))
+    main = distributed.is_main()
+    progress = progress and main
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     data = data or read_dataset(data_path)
@@ -151,7 +154,9 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
     model = build(spec)
     if aux is not None:
         model.aux.load_state_dict(aux.model.state_dict())
-    model.to(device)
+    model = distributed.sync_batch_norm(model, device).to(device)
+    net = distributed.wrap(model, device)  # every process draws the same crops and keeps its rows
+    distributed.reseed(cfg.seed)
     cache = cache or MelCache(cfg.mel, cfg.cache_dir)
     mels_tr = [cache.get(t.path) for t in tqdm(train_t, desc="features", disable=not progress)]
     mels_va = [cache.get(t.path) for t in val_t]
@@ -160,6 +165,9 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_t) / cfg.batch_size)
+    if len(train_t) // steps_per_epoch < distributed.world_size():
+        raise MungError(f"batch size {cfg.batch_size} is smaller than the "
+                        f"{distributed.world_size()} processes")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -176,6 +184,8 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
                     w = int(rng.integers(0, cfg.freq_mask + 1))
                     f0 = int(rng.integers(0, x.shape[2] - w + 1))
                     x[b, :, f0 : f0 + w] = 0.0
+            n_global, rows = len(idx), distributed.shard(len(idx))
+            x, idx = x[rows], idx[rows]
             xt = torch.from_numpy(x).to(device)
             ys = torch.from_numpy(ys_tr[idx]).to(device)
             ym = torch.from_numpy(ym_tr[idx]).to(device)
@@ -188,17 +198,18 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
                     ys = lam * one + (1 - lam) * one[perm]
                 ym = lam * ym + (1 - lam) * ym[perm]
             with torch.autocast(device_type="cuda", enabled=use_amp):
-                loss = _loss(cfg, model(xt), ys, ym)
+                loss = _loss(cfg, net(xt), ys, ym) * distributed.shard_weight(len(idx), n_global)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(loss.detach()) / distributed.shard_weight(len(idx), n_global))
         t_train += time.perf_counter() - t0
         n_seen += len(train_t)
         metrics, _ = evaluate_split(model, mels_va, ys_va, ym_va, cfg, device, data.moods)
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **metrics}
+        row = {"epoch": epoch, "train_loss": distributed.mean_over_processes([float(np.mean(losses))])[0],
+               **metrics}
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score(metrics):.3f}")
         if score(metrics) > best:
@@ -222,8 +233,11 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "mel"}, "best_epoch": best_epoch,
         "val_metrics": metrics, "data": str(data_path),
     }
-    ckpt = save_music_model(out_dir / CHECKPOINT_NAME, model.cpu(), meta, force)
-    write_history(history, out_dir, force)
+    ckpt = out_dir / CHECKPOINT_NAME
+    if main:  # one writer; the others wait so that the run folder is complete when all return
+        save_music_model(ckpt, model.cpu(), meta, force)
+        write_history(history, out_dir, force)
+    distributed.barrier()
     return TrainResult(ckpt, best_epoch, metrics, history)
 
 
@@ -244,3 +258,18 @@ def write_history(history: list[dict], out_dir: Path, force: bool = False) -> No
                 a2.plot(epochs, [r[k] for r in history], marker=".", label=k)
         a2.set(xlabel="epoch", title="validation")
         a2.legend(fontsize=7)
+
+
+def train_processes(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force: bool = False,
+                    nproc: int = 1) -> TrainResult:
+    """:func:`train` in ``nproc`` data-parallel processes (or in the group ``torchrun`` started);
+    the global batch stays ``cfg.batch_size`` and the learning rate ``cfg.lr``."""
+    if cfg.batch_size < nproc:  # checked again inside, for torchrun
+        raise MungError(f"batch size {cfg.batch_size} is smaller than the {nproc} processes")
+    return distributed.spawn(_train_in_group, (cfg, data_path, out_dir, force), nproc)
+
+
+def _train_in_group(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, force: bool
+                    ) -> TrainResult:
+    with distributed.process_group(pick_device(cfg.device)):
+        return train(cfg, data_path, out_dir, force)

@@ -1,18 +1,21 @@
 """Whole-recording speaker embeddings: one unit-norm vector per waveform or audio file
-(``mung speaker embed`` saves them as ``<stem>.npy``)."""
+(``mung speaker embed`` saves them as ``OUT/<uri>.npy`` with the batch runner).
+
+A silent file is an error (its "embedding" would be a unit vector like any voice's, and two
+silent files would match); broadband noise is embedded with a warning."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from mung import audio
 from mung.arrays import l2_normalize
-from mung.audio import SAMPLE_RATE, find_audio, load
-from mung.errors import MungError
-from mung.outputs import check_writable, write_with
+from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, warn
+from mung.outputs import write_with
 from mung.speaker.encoders import SpeakerEncoder, load_encoder
 
 CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are averaged
@@ -20,12 +23,48 @@ CHUNK_SECONDS = 30.0  # longer audio is embedded in chunks whose embeddings are 
 
 def embed_wav(encoder: SpeakerEncoder, wav: np.ndarray, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
     """One unit-norm embedding for a whole waveform (long audio: mean of chunk embeddings)."""
-    total = len(wav) / SAMPLE_RATE
+    total = len(wav) / audio.SAMPLE_RATE
     starts = np.arange(0.0, total, chunk_seconds)
     spans = np.stack([starts, np.minimum(starts + chunk_seconds, total)], axis=1)
     if len(spans) > 1 and spans[-1, 1] - spans[-1, 0] < 1.0:  # fold a short tail into the last chunk
         spans = np.concatenate([spans[:-2], [[spans[-2, 0], total]]])
     return l2_normalize(encoder.embed_spans(wav, spans).mean(axis=0))
+
+
+@dataclass
+class EmbedTask:
+    """Embed each item into ``out_dir/<uri>.npy`` (float32 ``[dim]``)."""
+
+    out_dir: Path
+    model: str = "default"
+    segment_aggregation: bool = False
+    device: str = "cpu"
+    name: str = "embed"
+
+    def __post_init__(self) -> None:
+        self._encoder: SpeakerEncoder | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_encoder": None}  # workers load their own model
+
+    def setup(self) -> None:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.model, self.device, self.segment_aggregation)
+
+    def outputs(self, item: BatchItem) -> list[Path]:
+        return [Path(self.out_dir) / f"{item.uri}.npy"]
+
+    def process(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        assert self._encoder is not None, "setup() first"
+        wav = audio.load(item.path)
+        note = audio.check_signal(item.path, audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128), "embed")
+        return embed_wav(self._encoder, wav).astype(np.float32), note
+
+    def write(self, item: BatchItem, result: tuple[np.ndarray, str | None]) -> None:
+        vec, note = result
+        if note:
+            warn(note)
+        write_with(self.outputs(item)[0], lambda p: np.save(p, vec, allow_pickle=False), force=True)
 
 
 def embed_files(
@@ -35,22 +74,13 @@ def embed_files(
     segment_aggregation: bool = False,
     device: str = "cpu",
     force: bool = False,
-) -> list[Path]:
-    """Embed every audio file of ``inputs`` (files or folders) → ``out_dir/<stem>.npy``
-    (float32 ``[dim]``). Checks all outputs before writing any."""
-    files = find_audio(list(inputs))
-    out_dir = Path(out_dir)
-    outputs = [out_dir / f"{f.stem}.npy" for f in files]
-    seen: dict[Path, Path] = {}
-    for f, o in zip(files, outputs, strict=True):
-        if o in seen:
-            raise MungError(f"{f} and {seen[o]} would both be written to {o}; rename one")
-        seen[o] = f
-        check_writable(o, force)
-        if not f.exists():
-            raise MungError(f"{f}: file not found")
-    encoder = load_encoder(model, device, segment_aggregation=segment_aggregation)
-    for f, o in tqdm(list(zip(files, outputs, strict=True)), desc="embedding", unit="file"):
-        vec = embed_wav(encoder, load(f)).astype(np.float32)
-        write_with(o, lambda p, v=vec: np.save(p, v, allow_pickle=False), force)
-    return outputs
+    jobs: int = 1,
+    progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
+) -> BatchReport:
+    """Embed every audio file of ``inputs`` (files or folders) → ``out_dir/<uri>.npy`` with the
+    batch runner (checks before work, bad files reported and skipped, re-runs resume)."""
+    task = EmbedTask(Path(out_dir), model, segment_aggregation, device)
+    return run_batch(task, items_from_paths(inputs), jobs=jobs, force=force, progress=progress,
+                     engine=engine, address=address)

@@ -18,9 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mung import distributed
 from mung.arrays import fit_length
 from mung.audio import SAMPLE_RATE, find_audio, info, load
-from mung.config import Config, Interval, Options, Range, Type, at_least, param
+from mung.config import DEVICE, Config, Interval, Options, Range, Type, at_least, param
 from mung.errors import MungError
 from mung.outputs import check_writable, write_json
 from mung.plots import figure
@@ -84,7 +85,7 @@ class SpeakerTrainConfig(Config):
     val_trials: str | None = param(None, Type(str), None)
     val_audio_root: str | None = param(None, Type(str), None)
     init: str | None = param(None, Type(str), None)
-    device: str = param("auto", Type(str))
+    device: str = param("auto", DEVICE)
     workers: int = param(0, Interval(int, 0, None))
     seed: int = param(0, Interval(int, 0, None))
 
@@ -151,7 +152,8 @@ def plan_epoch(
 
 
 class BatchSet(Dataset):
-    """One item = one training batch ``(wav [N, M, samples], speaker labels [N])``."""
+    """One item = one training batch ``(wav [N, M, samples], speaker labels [N])``; with ``part =
+    (rank, world)`` only that process's share of the N speakers is decoded (labels stay global)."""
 
     def __init__(
         self,
@@ -161,9 +163,10 @@ class BatchSet(Dataset):
         augment: Augmenter | None,
         seed: int,
         cache: dict[Path, np.ndarray] | None,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         self.utts, self.plan, self.crop, self.augment = utts, plan, crop, augment
-        self.seed, self.cache = seed, cache
+        self.seed, self.cache, self.part = seed, cache, part
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -181,9 +184,12 @@ class BatchSet(Dataset):
         return self.augment(wav, rng) if self.augment else wav
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, i])
-        wav = np.stack([np.stack([self._crop(self.utts[j], rng) for j in idx]) for _, idx in self.plan[i]])
-        return torch.from_numpy(wav), torch.tensor([s for s, _ in self.plan[i]])
+        groups = self.plan[i]
+        mine = distributed.shard(len(groups), *self.part)  # one random stream per speaker group
+        wav = np.stack([np.stack([self._crop(self.utts[j], np.random.default_rng([self.seed, i, k]))
+                                  for j in idx])
+                        for k, (_, idx) in enumerate(groups) if mine.start <= k < mine.stop])
+        return torch.from_numpy(wav), torch.tensor([s for s, _ in groups])
 
 
 def learning_rate(cfg: SpeakerTrainConfig, epoch: float) -> float:
@@ -197,7 +203,7 @@ class Trainer:
     """Holds the model, aggregator, losses and optimiser of one run."""
 
     def __init__(self, cfg: SpeakerTrainConfig, n_speakers: int) -> None:
-        self.cfg, self.device = cfg, pick_device(cfg.device)
+        self.cfg, self.device = cfg, distributed.local_device(pick_device(cfg.device))
         if cfg.init:
             init = load_speaker_model(cfg.init)
             if init.model.cfg.n_out != cfg.n_out or init.model.cfg.encoder_type != cfg.encoder_type:
@@ -216,7 +222,8 @@ class Trainer:
         self.modules = torch.nn.ModuleDict({"model": self.model, "losses": self.losses})
         if self.aggregator is not None:
             self.modules["aggregator"] = self.aggregator
-        self.modules.to(self.device)
+        distributed.sync_batch_norm(self.modules, self.device).to(self.device)
+        self.net = distributed.wrap(_LossStep(self.modules, self._loss), self.device)
         self.opt = torch.optim.Adam(self.modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.agg_cfg = AggregationConfig(cfg.segment_seconds, cfg.segment_hop)
 
@@ -224,11 +231,20 @@ class Trainer:
         return SpeakerModel(self.model, self.aggregator, self.agg_cfg)
 
     def step(self, wav: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        """One optimisation step on ``wav [N, M, samples]``; returns (loss, accuracy)."""
+        """One optimisation step on ``wav [N, M, samples]`` (this process's speakers) and the
+        global batch's ``labels``; returns (loss, accuracy)."""
+        loss, acc = self.net(wav.to(self.device), labels.to(self.device))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.item(), acc
+
+    def _loss(self, wav: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Loss over the global batch: embeddings of every process are gathered first."""
+        gather = distributed.all_gather_rows
         n, m, length = wav.shape
-        wav, labels = wav.to(self.device), labels.to(self.device)
         if self.aggregator is None:
-            emb = self.model(wav.reshape(n * m, length)).reshape(n, m, -1)
+            emb = gather(self.model(wav.reshape(n * m, length)).reshape(n, m, -1))
             loss, acc = self.losses["utt"](emb, labels)
         else:  # segment loss on every segment + loss on the aggregated utterance embeddings
             seg_n = int(self.cfg.segment_seconds * SAMPLE_RATE)
@@ -236,14 +252,11 @@ class Trainer:
             segs = torch.stack([wav[:, :, a:b] for a, b in bounds], dim=2)  # [N, M, S, seg]
             s = segs.shape[2]
             emb = self.model(segs.reshape(n * m * s, -1)).reshape(n, m, s, -1)
-            seg_loss, _ = self.losses["utt"](emb.reshape(n, m * s, -1), labels)
-            agg = self.aggregator(emb.reshape(n * m, s, -1)).reshape(n, m, -1)
+            seg_loss, _ = self.losses["utt"](gather(emb.reshape(n, m * s, -1)), labels)
+            agg = gather(self.aggregator(emb.reshape(n * m, s, -1)).reshape(n, m, -1))
             agg_loss, acc = self.losses["agg"](agg, labels)
             loss = seg_loss + agg_loss
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return loss.item(), acc
+        return loss, acc
 
     def state(self) -> dict[str, Any]:
         return {
@@ -257,6 +270,17 @@ class Trainer:
             self.aggregator.load_state_dict(ckpt["aggregator_state_dict"])
         self.losses.load_state_dict(ckpt["losses_state_dict"])
         self.opt.load_state_dict(ckpt["optimizer_state_dict"])
+
+
+class _LossStep(torch.nn.Module):
+    """The trainer's modules with the loss as ``forward``, so DDP can wrap one module."""
+
+    def __init__(self, modules: torch.nn.ModuleDict, loss) -> None:
+        super().__init__()
+        self.parts, self.loss = modules, loss
+
+    def forward(self, wav: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+        return self.loss(wav, labels)
 
 
 def plot_curve(history: list[dict[str, float]], path: Path) -> None:
@@ -328,6 +352,7 @@ def train(
         cache = {u.path: load(u.path) for u in tqdm(utts, desc="decoding", unit="file", disable=not progress)}
     torch.manual_seed(cfg.seed)
     trainer = Trainer(cfg, len(spk_names))
+    distributed.reseed(cfg.seed)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume:
@@ -340,8 +365,11 @@ def train(
         history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
         if start_epoch >= cfg.epochs:
             raise MungError(f"{ckpt_path}: already trained {start_epoch} epochs; raise --epochs to continue")
+    main, part = distributed.is_main(), (distributed.rank(), distributed.world_size())
+    progress = progress and main
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", asdict(cfg), force=True)
+    if main:
+        write_json(out / "config.json", asdict(cfg), force=True)
     crop = int(cfg.crop_seconds * SAMPLE_RATE)
     meta = {
         "train_config": asdict(cfg),
@@ -353,9 +381,10 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         plan = plan_epoch(speakers, cfg.speakers_per_batch, cfg.utts_per_speaker, rng)
+        plan = [b for b in plan if len(b) >= part[1]]  # every process needs one speaker
         if not plan:
             raise MungError("the training list cannot fill one batch (need >= 2 speakers with M utterances)")
-        data = BatchSet(utts, plan, crop, augment or None, cfg.seed * 100003 + epoch, cache)
+        data = BatchSet(utts, plan, crop, augment or None, cfg.seed * 100003 + epoch, cache, part)
         loader = DataLoader(data, batch_size=None, shuffle=False, num_workers=cfg.workers)
         trainer.modules.train()
         losses, accs, t0 = [], [], time.time()
@@ -374,9 +403,11 @@ def train(
             "lr": trainer.opt.param_groups[0]["lr"],
             "seconds": round(time.time() - t0, 1),
         }
-        if cfg.val_trials:
+        if cfg.val_trials and main:
             rec["val_eer"] = validate(trainer, cfg)
         history.append(rec)
+        if not main:  # one writer: the others go on to the next epoch
+            continue
         if progress:
             tqdm.write(json.dumps(rec))
         sm = trainer.speaker_model()
@@ -392,7 +423,21 @@ def train(
         )
         write_json(out / "history.json", history, force=True)
         plot_curve(history, out / "training_curve.png")
-    sm = trainer.speaker_model()
-    sm.meta = {**meta, "metrics": history[-1], "epochs": len(history)}
-    save_speaker_model(model_path, sm, force=True)
+    if main:
+        sm = trainer.speaker_model()
+        sm.meta = {**meta, "metrics": history[-1], "epochs": len(history)}
+        save_speaker_model(model_path, sm, force=True)
+    distributed.barrier()
     return history[-1]
+
+
+def train_processes(cfg: SpeakerTrainConfig, resume: bool = False, force: bool = False, nproc: int = 1
+                    ) -> dict[str, Any]:
+    """:func:`train` in ``nproc`` data-parallel processes (or in the group ``torchrun`` started);
+    the global batch stays ``speakers_per_batch`` × ``utts_per_speaker``, the learning rate ``lr``."""
+    return distributed.spawn(_train_in_group, (cfg, resume, force), nproc)
+
+
+def _train_in_group(cfg: SpeakerTrainConfig, resume: bool, force: bool) -> dict[str, Any]:
+    with distributed.process_group(pick_device(cfg.device)):
+        return train(cfg, resume, force, progress=distributed.is_main())

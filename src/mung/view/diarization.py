@@ -116,7 +116,8 @@ def write_diarization_page(
     if refs is not None:
         both = {u: refs[u] for u in hyps if u in refs}
         if both:
-            rows, total_row = score(both, {u: hyps[u] for u in both}, uem, collar=collar)
+            sub_uem = {u: uem[u] for u in both if u in uem} if uem else None  # only what the page shows
+            rows, total_row = score(both, {u: hyps[u] for u in both}, sub_uem, collar=collar)
             scored = {r.uri: r for r in rows}
             total = total_row.as_dict()
     index_rows, details = [], []

@@ -14,6 +14,7 @@ from mung.speaker.encoders import resemblyzer, resnetse34l
 from mung.speaker.encoders.base import SpeakerEncoder
 from mung.speaker.encoders.resemblyzer import ResemblyzerEncoder
 from mung.speaker.encoders.resnetse34l import ResNetSE34LEncoder
+from mung.torchutil import pick_device
 
 __all__ = ["ResNetSE34LEncoder", "ResemblyzerEncoder", "SpeakerEncoder", "encoder_kinds", "load_encoder",
            "resemblyzer", "resnetse34l"]
@@ -33,4 +34,4 @@ def load_encoder(
     kind = "resemblyzer" if kind in ("", "default") else kind.lower()
     if kind not in names("encoder"):
         raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
-    return create("encoder", kind, arg or None, device, segment_aggregation)
+    return create("encoder", kind, arg or None, pick_device(device), segment_aggregation)
