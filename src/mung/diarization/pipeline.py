@@ -56,13 +56,13 @@ class DiarizationConfig(Config):
 
     section: ClassVar[str] = ""  # keys read as in the YAML: ``clustering.threshold``
 
-    segmentation: SegmentationConfig = param(factory=SegmentationConfig)
     dereverb: DereverbConfig = param(factory=DereverbConfig)
     vad: VADConfig = param(factory=VADConfig)
     windows: WindowConfig = param(factory=WindowConfig)
     embedding: EmbeddingConfig = param(factory=EmbeddingConfig)
     clustering: ClusteringConfig = param(factory=ClusteringConfig)
     resegment: ResegmentConfig = param(factory=ResegmentConfig)
+    segmentation: SegmentationConfig = param(factory=SegmentationConfig)
 
     def check(self, where: str) -> None:
         if self.segmentation.enabled and self.clustering.method == "uisrnn":
