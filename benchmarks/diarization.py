@@ -1,13 +1,19 @@
-"""Diarization benchmark on ../shared/data/diarization: prints (and saves) one table.
+"""Diarization benchmark on ../shared/data/diarization: prints (and saves) the tables.
 
 For each set (ami-excerpts, real-conversations, sim-dev) and each system: DER with a ±0.25 s
-collar and with none, JER, (DER + JER) / 2, mean |speaker-count error|, real-time factor
-(processing time / audio time, model loading excluded) and peak resident memory of the
-process that ran it. Systems: the default config, the organisers' baseline settings, extra
-systems named with --system, and the one-speaker baseline (reference speech, one label).
-``--long`` adds a 1-hour recording (sim-dev concatenated) to check time and memory at scale.
+collar and with none, its parts, JER, mean |speaker-count error|, overlapped-speech detection
+precision / recall (frames with two or more reference speakers, no collar), real-time factor
+(processing time / audio time, model loading excluded; wall clock, and in brackets the process's
+CPU time, which other jobs on a shared machine do not inflate) and peak resident memory of the
+process that ran it. Systems: the overlap-aware pipeline with the shipped segmentation model,
+its ``--exclusive`` output, the window pipeline (the default, ``segmentation: none``), the
+organisers' baseline settings and the one-speaker baseline (reference speech, one label);
+``--all`` adds the window-pipeline variants, ``--oracle`` the overlap-aware pipeline fed the
+reference turns instead of the model's output (what the model costs). A second table compares
+speech detection (frames) of the segmentation model and silero-vad. ``--long`` times one
+1-hour file (all shared recordings joined) with both pipelines.
 
-    python benchmarks/diarization.py [--long] [--out benchmarks/results/diarization.md]
+    python benchmarks/diarization.py [--long] [--all] [--oracle] [--out benchmarks/results/diarization.md]
 """
 
 from __future__ import annotations
@@ -31,9 +37,14 @@ SPEECH = ROOT.parent / "shared" / "data" / "speech" / "librispeech-train-clean-1
 UISRNN_MODEL = ROOT / "bench-out" / "uisrnn-sim.pt"
 
 # name -> dotted config overrides on top of DiarizationConfig() (see `mung diarize --show-config`)
+WINDOWS = {"segmentation.model": "none"}  # the window pipeline (the default)
+SEGMENTATION = {"segmentation.model": "default"}  # overlap-aware, the shipped segmentation model
 SYSTEMS: dict[str, dict] = {
-    "default": {},
+    "overlap-aware (--segmentation default)": SEGMENTATION,
+    "overlap-aware, --exclusive": {**SEGMENTATION, "segmentation.exclusive": True},
+    "window pipeline (default, --segmentation none)": WINDOWS,
     "organiser baseline": {
+        **WINDOWS,
         "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
         "windows.window": 1.5, "windows.shift": 0.5, "embedding.center": 0.0,
         "clustering.method": "ahc", "clustering.linkage": "complete",
@@ -41,12 +52,16 @@ SYSTEMS: dict[str, dict] = {
         "clustering.min_cluster_fraction": 0.0, "clustering.refine_iterations": 0,
         "resegment.max_gap": 0.0,
     },
-    "webrtc VAD (seed: mode 2, 20 ms, 400 ms)": {"vad.method": "webrtc"},
-    "AHC only (average, 0.7)": {"clustering.method": "ahc"},
-    "spectral clustering": {"clustering.method": "spectral"},
-    "WPE dereverb": {"dereverb.method": "wpe"},
-    "UIS-RNN (sim-trained)": {"clustering.method": "uisrnn", "clustering.model": str(UISRNN_MODEL)},
+    "windows, webrtc VAD (seed: mode 2, 20 ms, 400 ms)": {**WINDOWS, "vad.method": "webrtc"},
+    "windows, AHC only (average, 0.7)": {**WINDOWS, "clustering.method": "ahc"},
+    "windows, spectral clustering": {**WINDOWS, "clustering.method": "spectral"},
+    "windows, WPE dereverb": {**WINDOWS, "dereverb.method": "wpe"},
+    "windows, UIS-RNN (sim-trained)": {**WINDOWS, "clustering.method": "uisrnn",
+                                       "clustering.model": str(UISRNN_MODEL)},
 }
+ORACLE = "overlap-aware with oracle segmentation (reference turns as the model's output)"
+# rows of the default table (`--all` runs every system above)
+MAIN = list(SYSTEMS)[:4]
 
 
 def uisrnn_model() -> None:
@@ -74,15 +89,32 @@ def _run(args: tuple[dict, list[str]]) -> tuple[dict, float, float, float]:
 
     torch.set_num_threads(2)
     diarizer = Diarizer(merge(DiarizationConfig(), overrides))
-    hyps, audio_s, busy = {}, 0.0, 0.0
+    hyps, audio_s, busy, cpu = {}, 0.0, 0.0, 0.0
     for f in files:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         d = diarizer(f)
         busy += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         hyps[d.uri] = d.to_rttm()
         audio_s += d.duration
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return hyps, audio_s, busy, peak
+    return hyps, audio_s, (busy, cpu), peak
+
+
+def oracle_segmentation(refs, files: list[Path]) -> dict:
+    """Hypotheses of the overlap-aware pipeline fed the reference turns instead of the model's."""
+    from mung.diarization.oracle import ReferenceSegmenter
+    from mung.diarization.pipeline import Diarizer
+    from mung.diarization.segmentation import SegmentationModel
+
+    model = SegmentationModel.load("default")
+    seg = ReferenceSegmenter(model, model.num_frames)
+    diarizer = Diarizer(segmenter=seg)
+    out = {}
+    for f in files:
+        seg.start(refs[f.stem].turns, diarizer.local.step_frames * seg.frame_step)
+        out[f.stem] = diarizer(f)
+    return out
 
 
 def run_isolated(overrides: dict, files: list[Path]):
@@ -116,45 +148,79 @@ def _one_speaker(refs):
     return out
 
 
-def row(name: str, set_name: str, refs, uem, hyps, rtf: float | None, peak: float | None) -> str:
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.1f}"
+
+
+def row(name: str, set_name: str, refs, uem, hyps, rtf: tuple[float, float] | None,
+        peak: float | None) -> str:
+    from mung.diarization.detection import detection
     from mung.diarization.scoring import score
 
     rows, with_collar = score(refs, hyps, uem, collar=0.25)
     _, no_collar = score(refs, hyps, uem, collar=0.0)
     count_err = np.mean([abs(r.ref_speakers - r.hyp_speakers) for r in rows])
+    overlap = detection(refs, hyps, uem, min_speakers=2)
     fmt = lambda x: f"{100 * x:.2f}"  # noqa: E731
     return (
         f"| {set_name} | {name} | {fmt(with_collar.der)} | {fmt(no_collar.der)} | "
         f"{fmt(with_collar.confusion)} / {fmt(with_collar.miss)} / {fmt(with_collar.false_alarm)} | "
-        f"{fmt(with_collar.jer)} | {fmt(with_collar.combined)} | {count_err:.2f} | "
-        f"{'-' if rtf is None else f'{rtf:.4f}'} | {'-' if peak is None else f'{peak:.0f}'} |"
+        f"{fmt(with_collar.jer)} | {count_err:.2f} | {_pct(overlap.precision)} / {_pct(overlap.recall)} | "
+        f"{'-' if rtf is None else f'{rtf[0]:.4f} ({rtf[1]:.4f})'} | "
+        f"{'-' if peak is None else f'{peak:.0f}'} |"
     )
 
 
 HEADER = (
     "| set | system | DER % (±0.25 s) | DER % (no collar) | conf / miss / FA % (±0.25 s) | JER % | "
-    "(DER+JER)/2 % | mean abs spk-count err | RTF | peak MB |\n|---|---|---|---|---|---|---|---|---|---|"
+    "mean abs spk-count err | overlap P / R % | RTF wall (CPU) | peak MB |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
-def long_recording(seconds: float = 3600.0) -> str:
-    """RTF and peak memory of the default config on one ≥1 h file built from sim-dev."""
+def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list[str]:
+    """Speech detection (frames, no collar) of the segmentation model (the overlap-aware
+    pipeline's output) and of silero-vad with the window pipeline's settings."""
+    from mung import audio
+    from mung.diarization.detection import detection
+    from mung.diarization.rttm import Diarization, Turn
+    from mung.diarization.vad import VADConfig, detect_speech
+
+    silero = {}
+    for f in files:
+        regions = detect_speech(audio.load(f), VADConfig())
+        silero[f.stem] = Diarization(f.stem, [Turn(float(a), float(b), "speech") for a, b in regions])
+    out = []
+    detectors = (("segmentation model (overlap-aware pipeline)", model_hyps),
+                 ("silero-vad (window pipeline)", silero))
+    for name, hyps in detectors:
+        d = detection(refs, hyps, uem, min_speakers=1)
+        out.append(f"| {set_name} | {name} | {_pct(d.precision)} | {_pct(d.recall)} |")
+    return out
+
+
+SPEECH_HEADER = "| set | speech detector | precision % | recall % |\n|---|---|---|---|"
+
+
+def long_recording(systems: list[str], seconds: float = 3600.0) -> list[str]:
+    """RTF and peak memory on one ≥1 h file: every shared recording joined, repeated as needed."""
     import soundfile as sf
 
     from mung import audio
 
-    wavs = [audio.load(f) for f in sorted((DATA / "sim-dev").glob("*.ogg"))]
+    wavs = [audio.load(f) for s in SETS for f in sorted((DATA / s).glob("*.ogg"))]
     once = sum(map(len, wavs)) / audio.SAMPLE_RATE
     parts = wavs * math.ceil(seconds / once)
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "one-hour.flac"
-        sf.write(path, np.concatenate(parts), audio.SAMPLE_RATE)
-        del parts
-        _, audio_s, busy, peak = run_isolated({}, [path])
-    return (
-        f"| 1-hour file (sim-dev joined) | default | {audio_s / 60:.1f} min | RTF {busy / audio_s:.4f} "
-        f"| peak {peak:.0f} MB |"
-    )
+        sf.write(path, np.concatenate(parts)[: int(seconds * audio.SAMPLE_RATE)], audio.SAMPLE_RATE)
+        del parts, wavs
+        for name in systems:
+            _, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], [path])
+            out.append(f"| 1-hour file (all shared sets joined) | {name} | {audio_s / 60:.1f} min | "
+                       f"RTF {busy / audio_s:.4f} (CPU {cpu / audio_s:.4f}) | peak {peak:.0f} MB |")
+    return out
 
 
 def retune_threshold(overrides: dict, values: list[float]) -> float:
@@ -176,7 +242,10 @@ def retune_threshold(overrides: dict, values: list[float]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--system", action="append", choices=list(SYSTEMS), help="systems to run (default: all)")
+    ap.add_argument("--system", action="append", choices=list(SYSTEMS),
+                    help="systems to run (default: the four main ones; --all: every one)")
+    ap.add_argument("--all", action="store_true", help="run every system")
+    ap.add_argument("--oracle", action="store_true", help="add the default fed the reference turns")
     ap.add_argument("--long", action="store_true", help="also time a 1-hour recording")
     ap.add_argument("--set", action="append", choices=SETS, help="sets to run (default: all three)")
     ap.add_argument("--extra-set", action="append", type=Path, default=[],
@@ -184,18 +253,19 @@ def main() -> None:
                     "--rt60 0.4,0.9` (alone unless --set is given too)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diarization.md")
     args = ap.parse_args()
+    systems = args.system or (list(SYSTEMS) if args.all else MAIN)
     if not DATA.exists():
         sys.exit(f"data not found: {DATA}")
     from mung.diarization.rttm import read_rttm, read_uem
 
     organiser = SYSTEMS["organiser baseline"]
-    if organiser["clustering.threshold"] is None and "organiser baseline" in (args.system or SYSTEMS):
+    if organiser["clustering.threshold"] is None and "organiser baseline" in systems:
         thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
         organiser["clustering.threshold"] = retune_threshold(organiser, thresholds)
         print(f"organiser baseline: threshold re-tuned to {organiser['clustering.threshold']}")
-    if any(SYSTEMS[n].get("clustering.method") == "uisrnn" for n in args.system or SYSTEMS):
+    if any(SYSTEMS[n].get("clustering.method") == "uisrnn" for n in systems):
         uisrnn_model()
-    lines = [HEADER]
+    lines, speech = [HEADER], []
     print(HEADER, flush=True)
     sets = args.set or ([] if args.extra_set else SETS)
     for folder in [DATA / s for s in sets] + args.extra_set:
@@ -204,17 +274,25 @@ def main() -> None:
         uem = read_uem(folder / f"{set_name}.uem")
         files = sorted(p for p in folder.iterdir() if p.suffix in (".ogg", ".flac", ".wav"))
         results = [("one speaker (oracle speech)", _one_speaker(refs), None, None)]
-        for name in args.system or list(SYSTEMS):
-            texts, audio_s, busy, peak = run_isolated(SYSTEMS[name], files)
-            results.append((name, _parse(texts), busy / audio_s, peak))
+        for name in systems:
+            texts, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], files)
+            results.append((name, _parse(texts), (busy / audio_s, cpu / audio_s), peak))
+        if args.oracle:
+            results.append((ORACLE, oracle_segmentation(refs, files), None, None))
         for name, hyps, rtf, peak in results:
             line = row(name, set_name, refs, uem, hyps, rtf, peak)
             lines.append(line)
             print(line, flush=True)
+        if MAIN[0] in systems:
+            model_hyps = next(h for n, h, _, _ in results if n == MAIN[0])
+            speech += speech_rows(set_name, refs, uem, model_hyps, files)
+    if speech:
+        lines += ["", SPEECH_HEADER, *speech]
+        print("\n".join(["", SPEECH_HEADER, *speech]), flush=True)
     if args.long:
-        line = long_recording()
-        lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", line]
-        print(line, flush=True)
+        long = long_recording([n for n in (MAIN[0], MAIN[2]) if n in systems] or systems[:1])
+        lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", *long]
+        print("\n".join(long), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"written to {args.out}")

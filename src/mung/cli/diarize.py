@@ -27,13 +27,19 @@ def _overrides(opts: dict) -> dict:
         "linkage": "clustering.linkage", "dereverb": "dereverb.method",
         "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
-        "min_duration": "resegment.min_duration",
+        "min_duration": "resegment.min_duration", "segmentation": "segmentation.model",
         "speakers": "naming.speakers", "naming_threshold": "naming.threshold",
     }
     out = {dotted: opts[name] for name, dotted in keys.items()}
     if opts["clustering"]:
         method, _, model = opts["clustering"].partition(":")
         out["clustering.method"], out["clustering.model"] = method, model or None
+        if method != "uisrnn":
+            out["segmentation.clustering"] = method
+    if opts["threshold"] is not None:
+        out["segmentation.threshold"] = opts["threshold"]
+    if opts["exclusive"]:
+        out["segmentation.exclusive"] = True
     if opts["segment_aggregation"]:
         out["embedding.segment_aggregation"] = True
     return out
@@ -79,7 +85,9 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
-@click.option("--vad", type=_choices("vad", "method"), help="Speech detector.")
+@click.option("--segmentation", help="Local segmentation model: default | MODEL | none (window pipeline).")
+@click.option("--exclusive", is_flag=True, help="One speaker per frame (no overlapping turns), for ASR.")
+@click.option("--vad", type=_choices("vad", "method"), help="Speech detector (--segmentation none).")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
 @click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
 @click.option("--frame-ms", type=_choices("vad", "frame_ms"), callback=lambda c, p, v: v and int(v))

@@ -1,4 +1,6 @@
-"""The diarization recipe: speech detection → windows → embeddings → clustering → resegmentation."""
+"""The diarization recipe: local segmentation → local-speaker embeddings → clustering → overlap-aware
+reconstruction (``segmentation.model``), or speech detection → windows → embeddings → clustering →
+resegmentation (``segmentation: none``)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,20 @@ from mung.config import DEVICE, Config, Interval, Spec, Type, param
 from mung.diarization.clustering import ClusteringConfig, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
+from mung.diarization.overlap import (
+    LocalEmbedder,
+    LocalSegmenter,
+    LocalSpeakers,
+    SegmentationConfig,
+    local_turns,
+)
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
+from mung.diarization.segmentation import SegmentationModel
 from mung.diarization.uisrnn import check_compatible, load_model
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
+from mung.errors import MungError
 from mung.speaker.encoders import SpeakerEncoder, load_encoder
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
@@ -55,6 +66,11 @@ class DiarizationConfig(Config):
     clustering: ClusteringConfig = param(factory=ClusteringConfig)
     resegment: ResegmentConfig = param(factory=ResegmentConfig)
     naming: NamingConfig = param(factory=NamingConfig)
+    segmentation: SegmentationConfig = param(factory=SegmentationConfig)
+
+    def check(self, where: str) -> None:
+        if self.segmentation.enabled and self.clustering.method == "uisrnn":
+            raise MungError("clustering.method 'uisrnn' runs on window embeddings: add --segmentation none")
 
 
 @dataclass
@@ -83,9 +99,12 @@ def front_end(config: DiarizationConfig) -> dict:
 
 
 class Diarizer:
-    """Loads the encoder once; call it on paths or waveforms. ``Diarizer(config)(path)``."""
+    """Loads the encoder (and the segmentation model) once; call it on paths or waveforms:
+    ``Diarizer(config)(path)``. ``segmenter`` replaces the model ``segmentation.model`` names."""
 
-    def __init__(self, config: DiarizationConfig | None = None) -> None:
+    def __init__(
+        self, config: DiarizationConfig | None = None, segmenter: LocalSegmenter | None = None
+    ) -> None:
         self.config = config or DiarizationConfig()
         self.config.validate()
         self.encoder: SpeakerEncoder = load_encoder(
@@ -93,6 +112,10 @@ class Diarizer:
             device=self.config.embedding.device,
             segment_aggregation=self.config.embedding.segment_aggregation,
         )
+        self.local: LocalEmbedder | None = None
+        if segmenter is not None or self.config.segmentation.enabled:
+            segmenter = segmenter or SegmentationModel.load(self.config.segmentation.model)
+            self.local = LocalEmbedder(segmenter, self.encoder, self.config.segmentation)
         if self.config.clustering.method == "uisrnn":
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
@@ -103,13 +126,20 @@ class Diarizer:
             self.voiceprints.check_encoder(self.encoder.name, self.encoder.dim)
             self.profiler = UtteranceEmbedder(self.encoder)  # profiles embedded as voiceprints are
 
-    def embed(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Embedded:
-        """Speech regions, windows and window embeddings of one recording."""
+    def embed(
+        self, source: str | os.PathLike | np.ndarray, uri: str | None = None
+    ) -> Embedded | LocalSpeakers:
+        """Local speakers and their embeddings (segmentation on), or speech regions, windows and
+        window embeddings (off), of one recording."""
         if isinstance(source, np.ndarray):
             wav, uri = source.astype(np.float32), uri or "audio"
         else:
             wav, uri = audio.load(source), uri or Path(source).stem
         wav = dereverberate(wav, self.config.dereverb)
+        if self.local is not None:
+            local = self.local(wav, uri)
+            local.wav = wav if self.voiceprints is not None else None  # kept for naming
+            return local
         regions = detect_speech(wav, self.config.vad)
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
@@ -122,21 +152,30 @@ class Diarizer:
         w = embedded.windows
         return cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
 
-    def assign(self, embedded: Embedded, config: DiarizationConfig | None = None) -> Diarization:
+    def assign(
+        self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None
+    ) -> Diarization:
         """Cluster and resegment ``embedded`` (optionally with other clustering settings); with
         enrolled speakers, clusters matching one are given its name."""
         config = config or self.config
+        if isinstance(embedded, LocalSpeakers):
+            turns = local_turns(embedded, config.segmentation, config.clustering, config.embedding.center)
+            return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
-        result = Diarization(embedded.uri, turns, embedded.duration)
-        if self.voiceprints is not None and len(labels):
-            if embedded.wav is not None:
-                profiles = speech_profiles(self.profiler, embedded.wav, result, embedded.regions)
-            else:
-                profiles = window_profiles(embedded.embeddings, labels)
-            naming = name_profiles(*profiles, self.voiceprints, config.naming.threshold)
-            result = rename(result, naming.names)
-        return result
+        return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
+
+    def _name(self, result: Diarization, embedded: Embedded | LocalSpeakers,
+              config: DiarizationConfig) -> Diarization:
+        """``result`` with the clusters that match an enrolled speaker renamed (no-op without one)."""
+        if self.voiceprints is None or not result.turns:
+            return result
+        if embedded.wav is not None:
+            regions = embedded.regions if isinstance(embedded, Embedded) else None
+            profiles = speech_profiles(self.profiler, embedded.wav, result, regions)
+        else:
+            profiles = window_profiles(embedded.embeddings, self.cluster_windows(embedded, config))
+        return rename(result, name_profiles(*profiles, self.voiceprints, config.naming.threshold).names)
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
         return self.assign(self.embed(source, uri))

@@ -250,9 +250,13 @@ class SegmentationModel:
         probabilities, or with ``hard`` the 0/1 speakers of the most likely powerset class."""
         return powerset_to_multilabel(self.infer_powerset(chunks, batch_size), soft=not hard)
 
-    def save(self, path: str | os.PathLike, extra: dict | None = None, force: bool = False) -> Path:
-        """Write weights and metadata atomically."""
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+    def save(self, path: str | os.PathLike, extra: dict | None = None, force: bool = False,
+             half: bool = False) -> Path:
+        """Write weights and metadata atomically; ``half``: weights as float16 (half the size;
+        batch-norm statistics stay float32), as for the shipped file."""
+        params = {k for k, _ in self.net.named_parameters()}
+        state = {k: (v.half() if half and k in params else v).detach().cpu().contiguous()
+                 for k, v in self.net.state_dict().items()}
         meta = {**self.meta, **(extra or {}), "kind": KIND, "format_version": FORMAT_VERSION,
                 "frame_samples": FRAME_SAMPLES, **asdict(self.spec)}
         self.meta = meta

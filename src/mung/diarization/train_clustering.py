@@ -69,7 +69,7 @@ def labelled_embeddings(paths: list[Path], refs: dict, config: DiarizationConfig
     missing = [p for p in paths if p.stem not in refs]
     if missing:
         raise MungError(f"{missing[0]}: no reference turns for uri '{missing[0].stem}' in the RTTM")
-    config = merge(config, {"clustering.method": "ahc"})
+    config = merge(config, {"clustering.method": "ahc", "segmentation.model": "none"})  # window embeddings
     diarizer = Diarizer(config)
     meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model, **front_end(config)}
     stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
