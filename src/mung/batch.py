@@ -114,14 +114,19 @@ def items_from_paths(paths: Sequence[str | os.PathLike], suffixes: Sequence[str]
             files.extend(found or find_audio([p]))
         else:
             files.extend(find_audio([p]))
+    return [BatchItem(f, safe_uri(f.stem)) for f in unique_files(files)]
+
+
+def unique_files(files: Sequence[Path]) -> list[Path]:
+    """``files`` in order, each file (by resolved path) once."""
     seen: set[Path] = set()
-    items = []
+    unique = []
     for f in files:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            items.append(BatchItem(f, safe_uri(f.stem)))
-    return items
+            unique.append(f)
+    return unique
 
 
 def warn(message: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mung.audio import AUDIO_EXTENSIONS
-from mung.batch import BatchItem, safe_uri
+from mung.batch import BatchItem, safe_uri, unique_files
 from mung.errors import MungError
 
 MANIFEST_SUFFIXES = (".txt", ".lst", ".csv", ".parquet")
@@ -109,13 +109,7 @@ def read_inputs(specs: Sequence[str | os.PathLike]) -> Inputs:
     if not specs:
         raise MungError("no input given (files, folders, globs or a manifest .txt/.csv/.parquet)")
     files, missing = expand(specs)
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
+    unique = unique_files(files)
     if not unique and not missing:
         raise MungError("no input files")
     return Inputs([BatchItem(f, u) for f, u in zip(unique, unique_uris(unique), strict=True)], missing)

@@ -10,7 +10,7 @@ import click
 from mung.cli.catalogue import catalogue_options, run_dataset_job, wants_dataset
 from mung.cli.common import finish_batch
 from mung.cli.groups import DefaultGroup
-from mung.cli.options import LazyChoice
+from mung.cli.options import LazyChoice, config_options, resolve_config, typed_options
 
 
 @click.group(cls=DefaultGroup, name="diarize")
@@ -275,20 +275,26 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
 @click.option("--audio-dir", type=click.Path(), help="Real recordings to mix in (uri = file stem).")
 @click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
 @click.option("--init", type=click.Path(), help="Start from this model (fine-tune), e.g. 'default'.")
-@click.option("--minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Torch threads.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@typed_options({
+    "minutes": (float, "Wall-clock training budget (default 60)."),
+    "lr": (float, "Peak learning rate, AdamW (default 2e-3)."),
+    "batch-size": (int, "Chunks per step (default 32)."),
+    "threads": (int, "Torch threads (default 1)."),
+    "seed": (int, "Default 0."),
+})
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
+@config_options
 def train_segmentation_cmd(speech: str, out: str, noise: str | None, audio_dir: str | None, ref: str | None,
-                           init: str | None, minutes: float, lr: float, threads: int, seed: int,
-                           force: bool) -> None:
+                           init: str | None, force: bool, config_file: str | None, show_config: bool,
+                           **opts) -> None:
     """Train the local speaker-segmentation model on simulated meetings (+ optional real RTTM data)."""
     from tqdm import tqdm
 
     from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
 
-    config = SegmentationTrainConfig(minutes=minutes, lr=lr, threads=threads, seed=seed)
+    config = resolve_config(SegmentationTrainConfig, config_file, opts, show_config)
+    if config is None:
+        return
     m = train_segmentation(speech, out, noise, audio_dir, ref, config, init, force,
                            log=lambda s: click.echo(s, err=True),
                            progress=lambda **kw: tqdm(file=sys.stderr, **kw))

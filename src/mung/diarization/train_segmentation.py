@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from mung import audio
+from mung.config import Config, Interval, param
 from mung.diarization.meetings import ChunkConfig, ChunkSimulator, ReferenceChunks, SpeechBank, load_music
 from mung.diarization.rttm import read_rttm
 from mung.diarization.segmentation import (
@@ -35,23 +37,25 @@ from mung.outputs import check_writable
 
 
 @dataclass
-class SegmentationTrainConfig:
+class SegmentationTrainConfig(Config):
     """``minutes``: wall-clock budget; ``max_steps``: optional step cap (tests);
     ``real_fraction``: share of each batch drawn from real recordings when some are given."""
 
-    minutes: float = 60.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 100
-    val_speakers: int = 20
-    val_chunks: int = 256
-    val_every: float = 5.0
-    music_clips: int = 120
-    real_fraction: float = 0.5
-    threads: int = 1
-    seed: int = 0
+    section: ClassVar[str] = "segmentation_training"
+
+    minutes: float = param(60.0, Interval(float, 0, None, "neither"))
+    max_steps: int | None = param(None, Interval(int, 1, None), None)
+    batch_size: int = param(32, Interval(int, 1, None))
+    lr: float = param(2e-3, Interval(float, 0, None, "neither"))
+    weight_decay: float = param(1e-2, Interval(float, 0, None))
+    warmup_steps: int = param(100, Interval(int, 0, None))
+    val_speakers: int = param(20, Interval(int, 1, None))
+    val_chunks: int = param(256, Interval(int, 1, None))
+    val_every: float = param(5.0, Interval(float, 0, None, "neither"))  # minutes between validations
+    music_clips: int = param(120, Interval(int, 0, None))
+    real_fraction: float = param(0.5, Interval(float, 0, 1))
+    threads: int = param(1, Interval(int, 1, None))
+    seed: int = param(0, Interval(int, 0, None))
 
 
 def _validation_set(sim: ChunkSimulator, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
