@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mung diarize $(DEMO_AUDIO) --out $(DEMO_OUT) --plot --force --print
-	@echo "RTTM, timeline PNG and resolved config written to $(DEMO_OUT)/"
+	$(BIN)/mung diarize $(DEMO_AUDIO) --out $(DEMO_OUT) --plot --html --force --print
+	@echo "RTTM, timeline PNG, results page ($(DEMO_OUT)/index.html; mung view $(DEMO_OUT)) and resolved config written to $(DEMO_OUT)/"
 	@if [ -f $(MUSIC_CLIP) ]; then $(BIN)/mung music tag $(MUSIC_CLIP); \
 	else echo "(music demo skipped: $(MUSIC_CLIP) not found; no music audio ships in the repo)"; fi
 
