@@ -15,6 +15,7 @@ from mung.music.models.crnn import CRNN
 from mung.music.models.melstats import MelStats
 from mung.music.models.resnext import ResNeXt
 from mung.music.models.rexnet import ReXNet
+from mung.music.models.richstats import RichStats
 from mung.music.models.speakernet import SpeakerNet
 from mung.music.models.speakernet1d import SpeakerNet1D
 
@@ -25,6 +26,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "rexnet": ReXNet,
     "resnext50": ResNeXt,
     "melstats": MelStats,
+    "richstats": RichStats,
 }
 MODELS = (*BACKBONES, "attention")
 
