@@ -34,18 +34,23 @@ from mung.music.statsfit import (
     CropFeatures,
     crop_features,
     cross_validate,
-    fit_heads,
-    load_into,
+    fit_member,
     oof_scores,
-    predict_linear,
+    predict_features,
     read_artists,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "music-4q"
 CROP = 940  # one crop covers a 30-s clip
-GRID = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
-MEMBERS = {"melstats": {}, "richstats": {}}
+LINEAR = [{"station_wd": w, "mood_wd": w} for w in (0.03, 0.1, 0.3, 1.0, 3.0)]
+MLP = [{"epochs": e, "weight_decay": w} for e in (30, 80) for w in (0.01, 0.1)]
+# member name -> (features model, kwargs, settings searched by CV)
+MEMBERS = {
+    "richstats-mlp": ("richstats", {"hidden": 256, "dropout": 0.5}, MLP),
+    "melstats-mlp": ("melstats", {"hidden": 256, "dropout": 0.5}, MLP),
+    "richstats-lr": ("richstats", {}, LINEAR),
+}
 KEYS = ("station_accuracy", "mood_macro_pr_auc", "mood_micro_f1@0.5", "mood_micro_f1@tuned")
 
 
@@ -68,7 +73,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--cache", default="/tmp/mung-music-cache", help="Mel + feature cache (outside git).")
     ap.add_argument("--net", action="append", default=[], help="Trained network run folder (repeatable).")
-    ap.add_argument("--ship", help="Members to ship, joined by '+', e.g. richstats+melstats.")
+    ap.add_argument("--ship", help="Members to ship joined by '+' (e.g. richstats-mlp+melstats-mlp), or "
+                    "'auto': the best out-of-fold ensemble, plus each --net that raises the val score.")
     ap.add_argument("--weights", default=str(ROOT / "src" / "mung" / "music" / "weights"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -83,33 +89,41 @@ def main() -> None:
     ys_va, ym_va = encode(val, data.stations, data.moods)
     heads = {"station": len(data.stations), "mood": len(data.moods)}
     oof, val_probs, models, cv_lines = {}, {}, {}, []
-    for name, kwargs in MEMBERS.items():
-        model = build({"name": name, "kwargs": kwargs, "heads": heads}).eval()
-        f_tr = _features(name, model, train, cache, folder, "train")
-        f_va = _features(name, model, val, cache, folder, "val")
-        table, probs = cross_validate(f_tr, ys, ym, groups, GRID)
-        for wd, m in table.items():
-            cv_lines.append(f"| {name} | {wd:g} | {m['station_accuracy']:.3f} | {m['mood_macro_pr_auc']:.3f} "
-                            f"| {m['mood_micro_f1@cv_tuned']:.3f} |")
+    for name, (kind, kwargs, grid) in MEMBERS.items():
+        spec = {"name": kind, "kwargs": kwargs, "heads": heads}
+        probe = build({"name": kind, "kwargs": {}, "heads": heads}).eval()
+        f_tr = _features(kind, probe, train, cache, folder, "train")
+        f_va = _features(kind, probe, val, cache, folder, "val")
+        results = cross_validate(spec, f_tr, ys, ym, groups, grid)
+        for setting, m, _ in results:
+            cv_lines.append(f"| {name} | {json.dumps(setting)} | {m['station_accuracy']:.3f} "
+                            f"| {m['mood_macro_pr_auc']:.3f} | {m['mood_micro_f1@cv_tuned']:.3f} |")
             print(cv_lines[-1], flush=True)
-        wd = {"station": max(GRID, key=lambda w: (table[w]["station_accuracy"], w)),
-              "mood": max(GRID, key=lambda w: (table[w]["mood_macro_pr_auc"], w))}
-        oof[name] = {"station": probs[wd["station"]]["station"], "mood": probs[wd["mood"]]["mood"]}
+        if "epochs" in grid[0]:  # one hidden layer serves both tasks: best sum
+            best, _, probs = max(results, key=lambda r: r[1]["station_accuracy"] + r[1]["mood_macro_pr_auc"])
+            oof[name] = probs
+        else:  # independent linear heads: each task its own weight decay
+            s_best = max(results, key=lambda r: (r[1]["station_accuracy"], r[0]["station_wd"]))
+            m_best = max(results, key=lambda r: (r[1]["mood_macro_pr_auc"], r[0]["mood_wd"]))
+            best = {"station_wd": s_best[0]["station_wd"], "mood_wd": m_best[0]["mood_wd"]}
+            oof[name] = {"station": s_best[2]["station"], "mood": m_best[2]["mood"]}
         thr = tune_threshold(ym, oof[name]["mood"])
-        mean, var, fitted = fit_heads(f_tr, ys, ym, wd)
-        val_probs[name] = predict_linear(f_va.x, f_va.owner, len(val), mean, var, fitted)
-        models[name] = (load_into(model, mean, var, fitted), wd, thr)
+        model = fit_member(spec, f_tr, ys, ym, best)
+        val_probs[name] = predict_features(model, f_va, len(val))
+        models[name] = (model, {"spec": spec, "setting": best}, thr)
     for run in args.net:
+        while not (Path(run) / "model.safetensors").exists():  # a run still training
+            time.sleep(30)
         ens = Ensemble([run])
         name = Path(run).name
         val_probs[name] = ens.predict_mels(load_mels([t.path for t in val], ens.members[0].mel))
         models[name] = (run, None, ens.threshold)
-    print("\n| CV on train, 5 artist folds | wd | station acc | mood PR-AUC | mood µF1@cv-tuned |")
+    print("\n| CV on train, 5 artist folds | setting | station acc | mood PR-AUC | mood µF1@cv-tuned |")
     print("\n".join(cv_lines))
     print("\n| member or ensemble (val; µF1@tuned: threshold from train out-of-fold) | station acc "
           "| mood PR-AUC | µF1@0.5 | µF1@tuned | CV station acc | CV mood PR-AUC |")
     print("|---|---|---|---|---|---|---|")
-    names = list(val_probs)
+    names, member_val, scored = list(val_probs), {}, []
     for k in range(1, len(names) + 1):
         for combo in itertools.combinations(names, k):
             pv = {t: np.mean([val_probs[n][t] for n in combo], 0) for t in ("station", "mood")}
@@ -120,37 +134,47 @@ def main() -> None:
                 po = {t: np.mean([oof[n][t] for n in combo], 0) for t in ("station", "mood")}
                 c = oof_scores(ys, ym, po, [])
                 cv = f" {c['station_accuracy']:.3f} | {c['mood_macro_pr_auc']:.3f} |"
+                scored.append((c["station_accuracy"] + c["mood_macro_pr_auc"], combo))
+            if k == 1:
+                member_val[combo[0]] = m
             print(_row("+".join(combo), m)[:-1] + ("|" + cv if cv else "| – | – |"), flush=True)
     print(f"\n(CPU time so far {time.process_time() - t0:.0f} s)")
+    if args.ship == "auto":
+        chosen = list(max(scored)[1])
+        for net in args.net:  # networks have val scores only: kept if they raise the val sum
+            def val_sum(c):
+                pv = {t: np.mean([val_probs[n][t] for n in c], 0) for t in ("station", "mood")}
+                m = station_metrics(ys_va, pv["station"]) | mood_metrics(ym_va, pv["mood"], data.moods)
+                return m["station_accuracy"] + m["mood_macro_pr_auc"]
+            if val_sum(chosen + [Path(net).name]) > val_sum(chosen):
+                chosen.append(Path(net).name)
+        args.ship = "+".join(chosen)
+        print(f"auto choice: {args.ship} (cross-validated members by out-of-fold score; networks by val)")
     if args.ship:
-        ship(args.ship.split("+"), models, args, data)
+        ship(args.ship.split("+"), models, member_val, args, data)
     print(f"total CPU time {time.process_time() - t0:.0f} s")
 
 
-def ship(names: list[str], models: dict, args, data) -> None:
-    """Write the members (fp16) and store the ensemble's own val metrics in each file."""
+def ship(names: list[str], models: dict, val_metrics: dict, args, data) -> None:
+    """Write the members (fp16) and store the ensemble's val metrics (recomputed from the written
+    files) in each; a member's own ``val_metrics`` are those of its float32 fit."""
     out = Path(args.weights)
     for old in out.glob("*.safetensors"):
         old.unlink()
     thr = float(np.mean([models[n][2] for n in names]))  # the ensemble threshold = mean of members'
     paths = []
     for name in names:
-        model, wd, _ = models[name]
+        model, fit, _ = models[name]
         p = out / f"{name}.safetensors"
-        if wd is None:  # a trained network run: copied as it is (fp16)
+        if fit is None:  # a trained network run: copied as it is (fp16)
             paths.append(export(model, p, half=True, force=True))
             continue
-        meta = {"spec": {"name": name, "kwargs": MEMBERS.get(name, {}), "heads": {
-                    "station": len(data.stations), "mood": len(data.moods)}},
-                "task": "multi", "stations": data.stations, "moods": data.moods, "mel": MelConfig().to_dict(),
-                "crop_frames": CROP, "mood_threshold": thr, "data": "music-4q train split",
-                "train_config": {"recipe": "benchmarks/music_default.py", "weight_decay": wd,
-                                 "cv": "5-fold GroupKFold by artist on train"}}
-        save_checkpoint(p, model, meta, force=True, half=True)
-        meta["val_metrics"] = evaluate([p], args.data, "val", progress=False)
-        meta["parameters"] = n_parameters(model)
-        save_checkpoint(p, model, meta, force=True, half=True)
-        paths.append(p)
+        meta = {"spec": fit["spec"], "task": "multi", "stations": data.stations, "moods": data.moods,
+                "mel": MelConfig().to_dict(), "crop_frames": CROP, "data": "music-4q train split",
+                "train_config": {"recipe": "benchmarks/music_default.py", **fit["setting"],
+                                 "cv": "5-fold GroupKFold by artist on train"},
+                "val_metrics": val_metrics[name], "parameters": n_parameters(model)}
+        paths.append(save_checkpoint(p, model, meta, force=True, half=True))
     ens_metrics = evaluate(paths, args.data, "val", progress=False)
     for p in paths:
         ck = Ensemble([p]).members[0]

@@ -21,6 +21,7 @@ from sklearn.model_selection import GroupKFold
 from mung.music.data import MelCache, Track, eval_crops
 from mung.music.features import normalise
 from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
+from mung.music.models import build
 
 
 def artist_key(name: str) -> str:
@@ -105,23 +106,6 @@ def _z(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float = 1e-5) -> n
     return ((x - mean) / np.sqrt(var + eps)).astype(np.float32)
 
 
-def predict_linear(x: np.ndarray, owner: np.ndarray, n_clips: int, mean, var, heads: dict) -> dict:
-    """Clip probabilities from crop rows: softmax / sigmoid, averaged over a clip's crops."""
-    z = _z(x, mean, var)
-    out = {}
-    for task, (w, b) in heads.items():
-        logits = z @ w.T + b
-        if task == "station":
-            e = np.exp(logits - logits.max(1, keepdims=True))
-            p = e / e.sum(1, keepdims=True)
-        else:
-            p = 1 / (1 + np.exp(-logits))
-        summed = np.zeros((n_clips, p.shape[1]))
-        np.add.at(summed, owner, p)
-        out[task] = summed / np.bincount(owner, minlength=n_clips)[:, None]
-    return out
-
-
 def fit_heads(feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, wd: dict[str, float]) -> tuple:
     """Standardisation + both heads fitted on every crop row (a crop inherits its clip's labels)."""
     mean, var = standardiser(feats.x)
@@ -131,29 +115,39 @@ def fit_heads(feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, wd: dict[str,
     return mean, var, heads
 
 
-def cross_validate(feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, groups: np.ndarray,
-                   grid: list[float], folds: int = 5) -> tuple[dict, dict]:
-    """Out-of-fold scores for every weight decay in ``grid`` with artist-disjoint folds
-    (:class:`~sklearn.model_selection.GroupKFold`). Returns ``(table, oof)``: ``table[wd]`` =
-    station accuracy, mood macro PR-AUC and micro-F1 at a threshold tuned on the other folds'
-    out-of-fold scores; ``oof[wd]`` = the out-of-fold probabilities."""
+def fit_member(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, setting: dict
+               ) -> torch.nn.Module:
+    """A stats ``MusicNet`` fitted on ``feats``: linear heads by L-BFGS (``setting``:
+    ``station_wd``, ``mood_wd``) or, with ``epochs`` in ``setting``, the hidden layer by
+    :func:`fit_mlp` (``weight_decay``, ``seed``)."""
+    model = build(spec)
+    if "epochs" in setting:
+        return fit_mlp(model, feats, ys, ym, setting["epochs"], setting["weight_decay"],
+                       seed=setting.get("seed", 0))
+    wd = {"station": setting["station_wd"], "mood": setting["mood_wd"]}
+    mean, var, heads = fit_heads(feats, ys, ym, wd)
+    return load_into(model, mean, var, heads)
+
+
+def cross_validate(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, groups: np.ndarray,
+                   settings: list[dict], folds: int = 5) -> list[tuple[dict, dict, dict]]:
+    """Out-of-fold scores of every setting with artist-disjoint folds
+    (:class:`~sklearn.model_selection.GroupKFold`): ``(setting, scores, oof probabilities)``, the
+    scores from :func:`oof_scores`."""
     n = len(ys)
     splits = list(GroupKFold(folds).split(np.zeros(n), ys, groups))
-    table, oof = {}, {}
-    for wd in grid:
+    out = []
+    for setting in settings:
         probs = {"station": np.zeros((n, ys.max() + 1)), "mood": np.zeros(ym.shape)}
         for tr, te in splits:
-            rows_tr = np.isin(feats.owner, tr)
-            rows_te = np.isin(feats.owner, te)
+            rows_tr, rows_te = np.isin(feats.owner, tr), np.isin(feats.owner, te)
             sub = CropFeatures(feats.x[rows_tr], np.searchsorted(tr, feats.owner[rows_tr]))
-            mean, var, heads = fit_heads(sub, ys[tr], ym[tr], {"station": wd, "mood": wd})
-            p = predict_linear(feats.x[rows_te], np.searchsorted(te, feats.owner[rows_te]), len(te),
-                               mean, var, heads)
-            for task in probs:
-                probs[task][te] = p[task]
-        table[wd] = oof_scores(ys, ym, probs, splits)
-        oof[wd] = probs
-    return table, oof
+            model = fit_member(spec, sub, ys[tr], ym[tr], setting)
+            held = CropFeatures(feats.x[rows_te], np.searchsorted(te, feats.owner[rows_te]))
+            for task, p in predict_features(model, held, len(te)).items():
+                probs[task][te] = p
+        out.append((setting, oof_scores(ys, ym, probs, splits), probs))
+    return out
 
 
 def oof_scores(ys: np.ndarray, ym: np.ndarray, probs: dict, splits: list) -> dict:
@@ -181,3 +175,51 @@ def load_into(model: torch.nn.Module, mean: np.ndarray, var: np.ndarray, heads: 
             model.heads[task].weight.copy_(torch.from_numpy(w))
             model.heads[task].bias.copy_(torch.from_numpy(b))
     return model.eval()
+
+
+def fit_mlp(model: torch.nn.Module, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, epochs: int,
+            weight_decay: float, lr: float = 1e-3, batch: int = 32, seed: int = 0) -> torch.nn.Module:
+    """Train the hidden layer and heads of a stats ``MusicNet`` (``hidden`` > 0) on precomputed
+    crop features with Adam + cosine annealing: the standardisation is frozen at the training
+    features' statistics, dropout as in the network, mood bias started from the tag priors."""
+    mean, var = standardiser(feats.x)
+    load_into(model, mean, var, {})
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(feats.x)
+    y_s = torch.from_numpy(ys[feats.owner]).long()
+    y_m = torch.from_numpy(ym[feats.owner]).float()
+    prior = (ym.sum(0) + 0.5) / (len(ym) + 1.0)
+    with torch.no_grad():
+        model.heads["mood"].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).float())
+    params = [*model.backbone.mlp.parameters(), *model.heads.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    steps = max(1, len(x) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
+    for _ in range(epochs):
+        model.train()
+        model.backbone.norm.eval()  # frozen standardisation
+        for idx in np.array_split(rng.permutation(len(x)), steps):
+            z = model.dropout(model.backbone.mlp(model.backbone.norm(x[idx])))
+            loss = (F.cross_entropy(model.heads["station"](z), y_s[idx])
+                    + F.binary_cross_entropy_with_logits(model.heads["mood"](z), y_m[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_features(model: torch.nn.Module, feats: CropFeatures, n_clips: int) -> dict:
+    """Clip probabilities of a stats ``MusicNet`` from precomputed crop features."""
+    model.eval()
+    z = model.backbone.mlp(model.backbone.norm(torch.from_numpy(feats.x)))
+    probs = {"station": torch.softmax(model.heads["station"](z), -1).numpy(),
+             "mood": torch.sigmoid(model.heads["mood"](z)).numpy()}
+    res = {}
+    for task, p in probs.items():
+        summed = np.zeros((n_clips, p.shape[1]))
+        np.add.at(summed, feats.owner, p)
+        res[task] = summed / np.bincount(feats.owner, minlength=n_clips)[:, None]
+    return res
