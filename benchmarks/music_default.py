@@ -175,12 +175,15 @@ def ship(names: list[str], models: dict, val_metrics: dict, args, data) -> None:
                                  "cv": "5-fold GroupKFold by artist on train"},
                 "val_metrics": val_metrics[name], "parameters": n_parameters(model)}
         paths.append(save_checkpoint(p, model, meta, force=True, half=True))
+    for p in paths:  # one mood threshold for the ensemble, then its val metrics from these files
+        ck = Ensemble([p]).members[0]
+        save_checkpoint(p, ck.model, {**ck.meta, "mood_threshold": thr}, force=True, half=True)
     ens_metrics = evaluate(paths, args.data, "val", progress=False)
     for p in paths:
         ck = Ensemble([p]).members[0]
-        save_checkpoint(p, ck.model, {**ck.meta, "mood_threshold": thr, "default_ensemble": {
+        save_checkpoint(p, ck.model, {**ck.meta, "default_ensemble": {
             "members": [q.name for q in paths], "val_metrics": ens_metrics}}, force=True, half=True)
-    print("shipped", [str(p) for p in paths], json.dumps(ens_metrics, indent=1))
+    print(f"shipped (mood threshold {thr:.3f})", [p.name for p in paths], json.dumps(ens_metrics, indent=1))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,12 @@ def tag(checkpoints: list[os.PathLike], inputs: list[os.PathLike], weights: list
     files = expand_inputs(inputs)
     if not files:
         raise MungError("no input files")
-    probs = ens.predict(files, progress=progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models on batched crops: a 2nd intra-op thread cost 1.5× the CPU
+    try:
+        probs = ens.predict(files, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
     thr = ens.threshold if threshold is None else threshold
     out = []
     for i, f in enumerate(files):
