@@ -52,7 +52,8 @@ def test_louder_half_widens_the_dynamic_range():
     steady = 0.1 * rng.standard_normal(20 * SR)
     varied = steady * np.repeat([1.0, 10.0], 10 * SR)
     q_range = 5  # dynamics: mean, std, q10, q50, q90, q90 − q10, ...
-    assert float(_descriptors(varied)["dynamics"][0, q_range]) > float(_descriptors(steady)["dynamics"][0, q_range]) + 1.5
+    wide, narrow = (float(_descriptors(w)["dynamics"][0, q_range]) for w in (varied, steady))
+    assert wide > narrow + 1.5
 
 
 def test_artist_key_groups_collaborations():
