@@ -61,6 +61,33 @@ def read_meta(path: os.PathLike) -> dict:
     return meta
 
 
+_BLOCK_KEYS = {"body.0": "conv1", "body.1": "bn1", "body.3": "conv2", "body.4": "bn2", "body.5": "se",
+               "short": "downsample"}
+
+
+def upgrade_keys(state: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before the SE block and attentive pooling moved to :mod:`mung.nn`, renamed to
+    today's keys (exactly the same function): ``body.{0,1,3,4,5}`` / ``short`` → ``conv1, bn1,
+    conv2, bn2, se`` / ``downsample``; pooling ``att.0`` → ``sap.linear`` and ``att.2.weight`` →
+    ``sap.attention`` (transposed; its bias is dropped: a constant before a softmax changes nothing)."""
+    if all(k in ref for k in state):
+        return state
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = key
+        for old, repl in _BLOCK_KEYS.items():
+            new = new.replace(f".{old}.", f".{repl}.")
+        prefix, _, rest = new.partition("att.")
+        if rest.startswith("0."):
+            new = f"{prefix}sap.linear.{rest[2:]}"
+        elif rest == "2.weight":
+            new, value = f"{prefix}sap.attention", value.T
+        elif rest == "2.bias":
+            continue
+        out[new] = value
+    return out
+
+
 def load_music_model(path: os.PathLike, device: str = "cpu") -> MusicModel:
     """Rebuild the network from its metadata and load the weights (no code is unpickled)."""
     path = resolve(path)
@@ -68,7 +95,7 @@ def load_music_model(path: os.PathLike, device: str = "cpu") -> MusicModel:
     state, _ = checkpoint.load(path, WHAT)
     model = build(meta["spec"])
     ref = model.state_dict()
-    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in upgrade_keys(state, ref).items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -6,8 +6,8 @@ function ``fn(kwargs, heads, aux) -> nn.Module`` (usually :func:`backbone_model`
 
 from __future__ import annotations
 
-from mung.music.models import attention, crnn, melstats, resnext, rexnet, speakernet, speakernet1d
+from mung.music.models import attention, crnn, melstats, resnext, rexnet, richstats, speakernet, speakernet1d
 from mung.music.models.base import Backbone, MusicNet, backbone_model, build
 
 __all__ = ["Backbone", "MusicNet", "attention", "backbone_model", "build", "crnn", "melstats", "resnext",
-           "rexnet", "speakernet", "speakernet1d"]
+           "rexnet", "richstats", "speakernet", "speakernet1d"]

@@ -36,7 +36,10 @@ class MelStats(Backbone):
         self.register_buffer("mod_edges", torch.logspace(math.log10(0.1), math.log10(15.0), mod_bins + 1),
                              persistent=False)
         self.iu = torch.triu_indices(n_ceps, n_ceps)
-        dim = 4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins
+        self._head(4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins, hidden)
+
+    def _head(self, dim: int, hidden: int) -> None:
+        """Standardisation of the ``dim`` statistics and the optional hidden layer."""
         self.norm = nn.BatchNorm1d(dim, affine=False)
         self.mlp = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3))
                     if hidden else nn.Identity())
