@@ -186,7 +186,7 @@ def test_music_table_sorts_and_filters(open_page, music_page, tmp_path):
     mood = tags[0]["moods"][0]
     p.page.select_option("#filter-mood", label=mood)
     ids = p.page.locator("table.data tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
-    assert sorted(ids) == sorted(Path(r["file"]).stem for r in tags if mood in r["moods"])  # table keeps its sort
+    assert sorted(ids) == sorted(Path(r["file"]).stem for r in tags if mood in r["moods"])
     index = page_data(out)
     cells = p.page.locator("#confusion tbody td").all_inner_texts()
     assert [int(c) for c in cells] == [v for row in index["confusion"] for v in row]
