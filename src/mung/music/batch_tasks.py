@@ -47,15 +47,22 @@ class TagTask:
     def outputs(self, item: BatchItem) -> list[Path]:
         return []  # one table for all files, printed or written by the caller
 
-    def process(self, item: BatchItem) -> tuple[dict, str | None]:
-        ens = self._ensemble
+    def load(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        """Decode to the members' mel and check that it carries a signal (thread-safe)."""
+        assert self._ensemble is not None, "setup() first"
+        cfg = self._ensemble.members[0].mel
+        mel = load_mel(item.path, cfg)
+        return mel, audio.check_signal(item.path, mel, "tag", cfg.sample_rate, cfg.n_fft, cfg.hop_length)
+
+    def infer(self, item: BatchItem, loaded: tuple[np.ndarray, str | None]) -> tuple[dict, str | None]:
+        ens, (mel, note) = self._ensemble, loaded
         assert ens is not None, "setup() first"
-        mel = load_mel(item.path, ens.members[0].mel)
-        cfg = ens.members[0].mel
-        note = audio.check_signal(item.path, mel, "tag", cfg.sample_rate, cfg.n_fft, cfg.hop_length)
         probs = ens.predict_mels([mel])
         thr = ens.threshold if self.threshold is None else self.threshold
         return tag_row(ens, {k: v[0] for k, v in probs.items()}, item.path, thr), note
+
+    def process(self, item: BatchItem) -> tuple[dict, str | None]:
+        return self.infer(item, self.load(item))
 
     def write(self, item: BatchItem, result: tuple[dict, str | None]) -> None:
         row, note = result
