@@ -81,7 +81,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     header = ["| stage | CPU ms / clip | wall s | clips/s (2 free cores) |", "|---|---|---|---|"]
     note = (f"\n{n} clips of 25–32 s (Ogg Opus 16 kbit/s, music-4q val then train), torch threads = 1 "
-            f"in the stage rows; the CLI decodes the next inputs in 3 threads while the models run. Load average during the run {load:.1f} "
+            "in the stage rows; the CLI decodes the next inputs in 3 threads while the models run. "
+            f"Load average during the run {load:.1f} "
             f"on {os.cpu_count()} cores (other jobs), so wall seconds are inflated; CPU ms are what the "
             "work costs.\n")
     text = "\n".join(header + rows) + "\n" + note
