@@ -17,7 +17,6 @@ metadata (sample rate, chunk length, local speakers, front end, powerset) is che
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -25,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from mung import checkpoint
 from mung.audio import SAMPLE_RATE, slaney_mel_filterbank
 from mung.errors import MungError
-from mung.outputs import write_with
 
 KIND = "mung-segmentation"
+WHAT = "mung segmentation model"
 FORMAT_VERSION = 1
 FRONT_END = "logmel64-fft512-win400-hop160"
 N_SPEAKERS = 3
@@ -254,14 +252,13 @@ class SegmentationModel:
              half: bool = False) -> Path:
         """Write weights and metadata atomically; ``half``: weights as float16 (half the size;
         batch-norm statistics stay float32), as for the shipped file."""
-        params = {k for k, _ in self.net.named_parameters()}
-        state = {k: (v.half() if half and k in params else v).detach().cpu().contiguous()
-                 for k, v in self.net.state_dict().items()}
+        state = checkpoint.state_tensors(self.net)
+        if half:
+            state = checkpoint.half(state, {k for k, _ in self.net.named_parameters()})
         meta = {**self.meta, **(extra or {}), "kind": KIND, "format_version": FORMAT_VERSION,
                 "frame_samples": FRAME_SAMPLES, **asdict(self.spec)}
         self.meta = meta
-        text = {"mung": json.dumps(meta)}
-        return write_with(path, lambda tmp: save_file(state, str(tmp), metadata=text), force)
+        return checkpoint.save(path, state, meta, force)
 
     @classmethod
     def create(cls, spec: SegmentationSpec | None = None, seed: int = 0) -> SegmentationModel:
@@ -275,12 +272,8 @@ class SegmentationModel:
         """Load ``path`` (or ``"default"``: the model shipped in the package). A file of another
         kind or with metadata this code cannot run raises :class:`MungError`."""
         path = default_path() if str(path) == "default" else Path(path)
-        meta = read_meta(path)
-        spec = _check_spec(path, meta)
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise MungError(f"{path}: not a readable safetensors file ({exc})") from None
+        spec = _check_spec(path, read_meta(path))
+        state, meta = checkpoint.load(path, WHAT)
         net = SegmentationNet(spec)
         try:
             net.load_state_dict({k: v.float() for k, v in state.items()})
@@ -301,17 +294,9 @@ def default_path() -> Path:
 
 def read_meta(path: str | os.PathLike) -> dict:
     """A segmentation file's metadata, without loading the weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise MungError(f"{path}: segmentation model not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("mung", "null"))
-    except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MungError(f"{path}: not a mung segmentation model ({str(exc).splitlines()[0]})") from None
-    if not isinstance(meta, dict) or meta.get("kind") != KIND:
-        kind = meta.get("kind", meta.get("task", "unknown")) if isinstance(meta, dict) else "no mung metadata"
-        raise MungError(f"{path}: not a mung segmentation model (kind: {kind})")
+    meta = checkpoint.read_meta(path, WHAT)
+    if meta.get("kind") != KIND:
+        raise MungError(f"{path}: not a {WHAT} (kind: {meta.get('kind', meta.get('task', 'unknown'))})")
     return meta
 
 
