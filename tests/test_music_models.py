@@ -100,3 +100,33 @@ def test_resnext_width_scales_channels():
 def test_unknown_model_is_a_user_error():
     with pytest.raises(MungError, match="unknown model"):
         build({"name": "vgg", "heads": {"station": 4}})
+
+
+def test_weights_saved_before_the_shared_blocks_load_and_compute_the_same():
+    """Old SE-block / attentive-pooling keys are renamed exactly (the pooling's bias, a constant
+    before a softmax, is dropped)."""
+    from mung.music.model_io import upgrade_keys
+
+    spec = {"name": "speakernet", "heads": {"station": 4},
+            "kwargs": {"channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1], "stem_stride": [2, 2],
+                       "aggregation": "sap"}}
+    torch.manual_seed(0)
+    new = build(spec).eval()
+    legacy = {}
+    names = {"conv1": "body.0", "bn1": "body.1", "conv2": "body.3", "bn2": "body.4", "se": "body.5",
+             "downsample": "short"}
+    for key, value in new.state_dict().items():
+        old = key
+        for now, before in names.items():
+            old = old.replace(f".{now}.", f".{before}.")
+        if old.endswith("sap.attention"):
+            legacy[old.replace("sap.attention", "att.2.weight")] = value.T.clone()
+            legacy[old.replace("sap.attention", "att.2.bias")] = torch.tensor([3.0])
+        else:
+            legacy[old.replace("sap.linear.", "att.0.")] = value
+    assert any(".body.5." in k for k in legacy) and any("att.2.bias" in k for k in legacy)
+    again = build(spec).eval()
+    again.load_state_dict(upgrade_keys(legacy, again.state_dict()))
+    x = torch.randn(2, 1, 128, 64)
+    with torch.no_grad():
+        assert torch.allclose(new(x)["station"], again(x)["station"], atol=1e-6)
