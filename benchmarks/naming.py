@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from report import publish, run
 
 from mung import audio
 from mung.audio import SAMPLE_RATE
@@ -35,7 +36,6 @@ from mung.diarization.rttm import Diarization
 from mung.diarization.scoring import score
 from mung.diarization.simulate import SimulationConfig, simulate
 from mung.errors import MungError
-from mung.outputs import write_text
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB, voiceprint
 
@@ -218,13 +218,8 @@ def main() -> None:
              "counts for each speaker); DER with a 0.25-s collar. Each threshold chosen on the calibration "
              f"set (cosine {THRESHOLDS[0]:.2f}-{THRESHOLDS[-1]:.2f}, s-norm 0-6) and used unchanged on the "
              f"report set; {time.time() - t0:.0f} s in all.")
-    text = "\n".join(lines)
-    print("\n" + text + "\n\n" + setup)
-    write_text(args.out, f"# Known-speaker naming\n\n{text}\n\n{setup}\n", force=True)
+    publish("Known-speaker naming", "\n".join(lines), setup, args.out)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MungError as exc:
-        sys.exit(f"error: {exc}")
+    run(main)

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import publish, run
 
 from mung import audio
 from mung.audio import SAMPLE_RATE
 from mung.diarization.naming import utterance_embedder
-from mung.errors import MungError
 from mung.outputs import write_text
 from mung.speaker.embedding import embed_wav
 from mung.speaker.encoders import load_encoder
@@ -193,13 +193,8 @@ def main() -> None:
         f"loss, CPU with {args.threads} thread(s). Segment aggregation: 0.5 s segments, 0.25 s hop. "
         f"Machine: {platform.machine()}, torch {torch.__version__}."
     )
-    text = "\n".join(lines)
-    print("\n" + text + "\n\n" + setup)
-    write_text(args.out, f"# Speaker verification benchmark\n\n{text}\n\n{setup}\n", force=True)
+    publish("Speaker verification benchmark", "\n".join(lines), setup, args.out)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MungError as exc:
-        sys.exit(f"error: {exc}")
+    run(main)
