@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mung import audio
 from mung.batch import BatchItem, warn
 from mung.dataset import ModelId, TableTask, files_digest
 from mung.music.batch_tasks import TagTask
-from mung.music.features import load_mel
 from mung.music.model_io import default_checkpoints, read_meta, resolve
-from mung.music.tag import tag_row
 
 SCORES = pa.map_(pa.string(), pa.float32())
 
@@ -48,15 +45,10 @@ class TagTable(TableTask):
         self.state = self.tagger._ensemble
 
     def load(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
-        cfg = self.state.members[0].mel
-        mel = load_mel(item.path, cfg)
-        return mel, audio.check_signal(item.path, mel, "tag", cfg.sample_rate, cfg.n_fft, cfg.hop_length)
+        return self.tagger.load(item)
 
     def infer(self, item: BatchItem, loaded: tuple[np.ndarray, str | None]) -> tuple[dict, str | None]:
-        ens, (mel, note) = self.state, loaded
-        thr = ens.threshold if self.tagger.threshold is None else self.tagger.threshold
-        probs = ens.predict_mels([mel])
-        return tag_row(ens, {k: v[0] for k, v in probs.items()}, item.path, thr), note
+        return self.tagger.infer(item, loaded)
 
     def write(self, item: BatchItem, result: tuple[dict, str | None]) -> None:
         if result[1]:
