@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from mung.audio import find_audio
-from mung.errors import MungError
+from mung.errors import MungError, describe_error
 from mung.outputs import check_folder
 
 DEBUG_ENV = "MUNG_DEBUG"  # set by `mung --debug`: unexpected errors propagate with a traceback
@@ -198,12 +198,6 @@ def check_batch(task: BatchTask, items: Sequence[BatchItem], force: bool = False
     return _partition(_check_outputs(task, items), force)
 
 
-def _describe(item: BatchItem, exc: BaseException) -> str:
-    if isinstance(exc, MungError):
-        return str(exc)
-    return f"{item.path}: {type(exc).__name__}: {exc} (run with --debug for details)"
-
-
 class _SetupFailed(Exception):
     """A task's setup() raised: the whole batch cannot run (a bad model or device)."""
 
@@ -225,14 +219,14 @@ def _work(item: BatchItem) -> tuple[Any, str | None]:
         try:
             task.setup()
         except Exception as exc:  # noqa: BLE001 - reported once, stops the batch
-            raise _SetupFailed(_describe(item, exc) if not isinstance(exc, MungError) else str(exc)) from None
+            raise _SetupFailed(describe_error(item.path, exc)) from None
         _WORKER["ready"] = True
     try:
         return task.process(item), None
     except Exception as exc:  # one bad input must not stop a batch
         if os.environ.get(DEBUG_ENV):
-            return None, f"{_describe(item, exc)}\n{traceback.format_exc()}"
-        return None, _describe(item, exc)
+            return None, f"{describe_error(item.path, exc)}\n{traceback.format_exc()}"
+        return None, describe_error(item.path, exc)
 
 
 PREFETCH = 4  # inputs decoded ahead of the model by tasks with separate load / infer steps
@@ -271,7 +265,7 @@ def _attempt(fn: Callable[[BatchItem], Any], it: BatchItem) -> tuple[Any, str | 
     except Exception as exc:  # noqa: BLE001
         if os.environ.get(DEBUG_ENV):
             raise
-        return None, _describe(it, exc)
+        return None, describe_error(it.path, exc)
 
 
 def _pool(task: BatchTask, items: Sequence[BatchItem], jobs: int
@@ -286,7 +280,7 @@ def _pool(task: BatchTask, items: Sequence[BatchItem], jobs: int
             except _SetupFailed as exc:
                 raise MungError(str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
-                result, err = None, _describe(futures[fut], exc)
+                result, err = None, describe_error(futures[fut].path, exc)
             yield futures[fut], result, err
     finally:
         # Stop workers still computing (an interrupt or an error): they write nothing, so killing

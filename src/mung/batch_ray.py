@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from mung.errors import MungError
+from mung.errors import MungError, describe_error
 
 try:
     import ray
@@ -51,14 +51,6 @@ def _probe(address: str) -> None:
     except OSError as exc:
         raise MungError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
                         "start one with `ray start --head` or check the address") from None
-
-
-def describe_error(item: Any, exc: BaseException) -> str:
-    """One line for an input that failed, as the local engines word it. (This module imports
-    nothing of mung.batch: the runner imports it, and imports must not form a cycle.)"""
-    if isinstance(exc, MungError):
-        return str(exc)
-    return f"{item.path}: {type(exc).__name__}: {exc} (run with --debug for details)"
 
 
 def connect(address: str | None, jobs: int) -> bool:
@@ -107,7 +99,7 @@ class Worker:
                 result = self.task.infer(item, loaded) if split else self.task.process(item)
             return result, None
         except Exception as exc:  # one bad input must not stop a batch
-            return None, describe_error(item, exc)
+            return None, describe_error(item.path, exc)
 
 
 def ray_results(task: Any, items: Sequence[Any], *, jobs: int = 1, address: str | None = None

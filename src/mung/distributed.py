@@ -172,15 +172,6 @@ def mean_over_processes(values: Sequence[float], weights: Sequence[float] | None
     return (t[:n] / t[n:].clamp_min(1e-12)).tolist()
 
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` in every process."""
-    if world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

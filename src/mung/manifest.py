@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mung.audio import AUDIO_EXTENSIONS
+from mung.audio import find_audio
 from mung.batch import BatchItem, safe_uri, unique_files
 from mung.errors import MungError
 
@@ -66,10 +66,7 @@ def expand(specs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
     for spec in map(str, specs):
         p = Path(spec)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise MungError(f"{p}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-            files += found
+            files += find_audio([p])
         elif GLOB_CHARS & set(spec) and not p.exists():
             found = sorted(Path(q) for q in glob.glob(spec, recursive=True) if Path(q).is_file())
             if not found:

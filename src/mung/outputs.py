@@ -41,7 +41,8 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     check_writable(path, force)
-    check_folder(path.parent)
+    if not path.parent.is_dir():  # a folder that exists is tested by mkstemp itself
+        check_folder(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     except OSError as exc:  # e.g. a full disk

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import click
 
+from mung.errors import MungError
+
 ENGINE_HELP = "local: worker processes on this machine; ray: Ray actors (pip install 'mung[ray]')."
 ADDRESS_HELP = "Ray cluster to join (HOST:6379, ray://HOST:10001, auto); none = a local Ray."
 DATASET_HELP = ("Write a Parquet dataset here (part files, failures table; a re-run does only "
@@ -22,8 +24,6 @@ def catalogue_options(f: Callable) -> Callable:
 
 def wants_dataset(engine: str, address: str | None, dataset: str | None) -> bool:
     """True when the job writes a dataset (``--address`` needs ``--engine ray``)."""
-    from mung.errors import MungError
-
     if address and engine != "ray":
         raise MungError("--address is for --engine ray")
     return bool(dataset)

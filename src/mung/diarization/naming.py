@@ -99,7 +99,7 @@ def name_profiles(labels: list[str], profiles: np.ndarray, db: VoiceprintDB, thr
     scores = profiles @ prints.T
     table = {k: {n: round(float(s), 4) for n, s in zip(names, row, strict=True)}
              for k, row in zip(labels, scores, strict=True)}
-    pairs = match(profiles, prints.astype(profiles.dtype), threshold)
+    pairs = assign(scores, threshold)
     return Naming({labels[r]: names[c] for r, c, _ in pairs}, table)
 
 

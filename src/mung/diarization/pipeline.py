@@ -173,8 +173,10 @@ class Diarizer:
         if embedded.wav is not None:
             regions = embedded.regions if isinstance(embedded, Embedded) else None
             profiles = speech_profiles(self.profiler, embedded.wav, result, regions)
-        else:
+        elif isinstance(embedded, Embedded):  # cached window embeddings (tuning) keep no audio
             profiles = window_profiles(embedded.embeddings, self.cluster_windows(embedded, config))
+        else:
+            raise MungError(f"{embedded.uri}: naming speakers needs the recording's audio")
         return rename(result, name_profiles(*profiles, self.voiceprints, config.naming.threshold).names)
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mung.diarization.rttm import Diarization
+from mung.diarization.rttm import Diarization, Turn
 from mung.errors import MungError
 
 JER_STEP = 0.010  # dscore's frame step for JER (s)
@@ -155,7 +155,6 @@ def der_components(ref: Diarization, hyp: Diarization, regions: list[tuple[float
 
 def _merged(d: Diarization) -> Diarization:
     """Overlapping turns of one speaker merged (dscore's ``merge_turns``; touching ones are kept)."""
-    from mung.diarization.rttm import Turn
 
     out: list[Turn] = []
     for spk in d.speakers:
@@ -168,7 +167,6 @@ def _merged(d: Diarization) -> Diarization:
 
 
 def _trim(d: Diarization, regions: list[tuple[float, float]]) -> Diarization:
-    from mung.diarization.rttm import Turn
 
     turns = [Turn(max(t.start, s), min(t.end, e), t.speaker) for t in d.turns for s, e in regions
              if min(t.end, e) > max(t.start, s)]

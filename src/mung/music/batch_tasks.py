@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mung import audio
-from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, safe_uri, warn
+from mung.batch import BatchItem, BatchReport, items_from_paths, run_batch, safe_uri, unique_files, warn
 from mung.errors import MungError
 from mung.music.ensemble import Ensemble
 from mung.music.features import MelConfig, load_mel
@@ -79,7 +79,7 @@ def tag_items(inputs: list[os.PathLike]) -> list[BatchItem]:
     files = expand_inputs(inputs)
     if not files:
         raise MungError("no input files")
-    return [BatchItem(f, safe_uri(f.stem)) for f in files]
+    return [BatchItem(f, safe_uri(f.stem)) for f in unique_files(files)]
 
 
 @dataclass

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mung import audio
 from mung.batch import BatchItem, warn
 from mung.dataset import ModelId, TableTask, files_digest
-from mung.speaker.embedding import EmbedTask, embed_wav
+from mung.speaker.embedding import EmbedTask
 from mung.speaker.utterance import SpeechDetector
 
 
@@ -40,12 +39,10 @@ class EmbedTable(TableTask):
         self.state = self.embedder._encoder
 
     def load(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
-        wav = audio.load(item.path)
-        mel = audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128)
-        return wav, audio.check_signal(item.path, mel, "embed")
+        return self.embedder.load(item)
 
     def infer(self, item: BatchItem, loaded: tuple[np.ndarray, str | None]) -> tuple[np.ndarray, str | None]:
-        return embed_wav(self.state, loaded[0]).astype(np.float32), loaded[1]
+        return self.embedder.infer(item, loaded)
 
     def write(self, item: BatchItem, result: tuple[np.ndarray, str | None]) -> None:
         if result[1]:

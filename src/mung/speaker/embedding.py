@@ -58,11 +58,19 @@ class EmbedTask:
     def outputs(self, item: BatchItem) -> list[Path]:
         return [Path(self.out_dir) / f"{item.uri}.npy"]
 
-    def process(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
-        assert self._encoder is not None, "setup() first"
+    def load(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        """Decode and check that the file carries a signal (thread-safe: runs ahead of the model)."""
         wav = audio.load(item.path)
-        note = audio.check_signal(item.path, audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128), "embed")
+        return wav, audio.check_signal(item.path, audio.power_mel(wav, audio.SAMPLE_RATE, 1024, 512, 128),
+                                       "embed")
+
+    def infer(self, item: BatchItem, loaded: tuple[np.ndarray, str | None]) -> tuple[np.ndarray, str | None]:
+        assert self._encoder is not None, "setup() first"
+        wav, note = loaded
         return embed_wav(self._encoder, wav).astype(np.float32), note
+
+    def process(self, item: BatchItem) -> tuple[np.ndarray, str | None]:
+        return self.infer(item, self.load(item))
 
     def write(self, item: BatchItem, result: tuple[np.ndarray, str | None]) -> None:
         vec, note = result

@@ -8,11 +8,11 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mung.audio import AUDIO_EXTENSIONS
 from mung.music.data import read_labels_csv
 from mung.view.page import audio_ref, write_page
 
 TOP_MOODS = 5
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".oga", ".aiff", ".aif")
 
 
 def confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> list[list[int]]:
@@ -55,7 +55,7 @@ def write_music_page(
     for r in tags:
         file = str(r["file"])
         stem = Path(file).stem
-        src = (audio_paths or {}).get(file, file if Path(file).suffix.lower() in AUDIO_SUFFIXES else None)
+        src = (audio_paths or {}).get(file, file if Path(file).suffix.lower() in AUDIO_EXTENSIONS else None)
         audio, note = audio_ref(out, src, copy_audio)
         scores = sorted(r.get("mood_scores", {}).items(), key=lambda kv: -kv[1])[:TOP_MOODS]
         station = r.get("station")
