@@ -202,8 +202,8 @@ def signal_problem(mel: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int =
     frames is above ``NOISE_FLATNESS``: white noise gives 0.8, the 373 speech and music files we
     measured (LibriSpeech, AMI, SpokenWOZ, sim-dev, music-4q) at most 0.29 (a distorted rock
     track; speech below 0.1). Coloured (pink, brown) noise is not recognised."""
-    mel = np.asarray(mel, dtype=np.float64).reshape(-1, mel.shape[-1])
-    ref = _white_noise_mel(sample_rate, n_fft, hop_length, mel.shape[0])
+    ref = _white_noise_mel(sample_rate, n_fft, hop_length, np.shape(mel)[-2])
+    mel = np.asarray(mel, dtype=np.float64).reshape(-1, np.shape(mel)[-1])
     if not mel.any():
         return "silent", "silent (every sample is zero)"
     level = 10 * np.log10(mel.mean() / ref)

@@ -29,11 +29,8 @@ def enroll(name: str, audio: tuple[str, ...], db: Path, model: str, device: str,
     from mung.speaker.voiceprints import VoiceprintDB
     from mung.speaker.voiceprints import enroll as run
 
-    database = VoiceprintDB(db)  # checked before the encoder loads
-    if name in database.voiceprints and not force:
-        from mung.errors import MungError
-
-        raise MungError(f"{db}: speaker {name!r} is already enrolled (use --force to replace)")
+    database = VoiceprintDB(db)
+    database.check_new(name, force)  # before the encoder loads
     vp = run(name, list(audio), database, utterance_embedder(model, device), force=force)
     click.echo(f"enrolled {vp.name}: {vp.seconds:.1f} s of speech from {len(vp.sources)} file(s) → "
                f"{database.file(vp.name)}")

@@ -76,14 +76,12 @@ def binarize(
     k = np.floor(count + rounding).astype(int)
     cap = min(num_speakers, max_per_frame if max_per_frame is not None else num_speakers)
     k = np.clip(k, 0, 1 if exclusive else cap)
-    binary = np.zeros((n, num_speakers), bool)
     if num_speakers == 0:
-        return binary
+        return np.zeros((n, 0), bool)
     order = np.argsort(-scores, axis=1, kind="stable")
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(num_speakers)[None].repeat(n, 0), axis=1)
-    binary = (rank < k[:, None]) & (scores > 0)
-    return binary
+    return (rank < k[:, None]) & (scores > 0)
 
 
 def fill_gaps(active: np.ndarray, max_gap_frames: int) -> np.ndarray:

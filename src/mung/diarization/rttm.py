@@ -48,8 +48,7 @@ class Diarization:
         check_field(self.uri, "uri")
         for t in self.turns:
             check_field(t.speaker, f"{self.uri}: speaker label")
-            if not (math.isfinite(t.start) and math.isfinite(t.end) and 0 <= t.start <= t.end):
-                raise MungError(f"{self.uri}: turn {t.start}..{t.end} is not a finite, ordered time span")
+            check_span(t.start, t.end, f"{self.uri}: turn")
         return "".join(
             f"SPEAKER {self.uri} 1 {t.start:.3f} {t.duration:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
             for t in sorted(self.turns)
@@ -78,6 +77,12 @@ def check_field(value: str, what: str) -> str:
         raise MungError(f"{what} {value!r} is empty or contains whitespace, which RTTM / UEM cannot hold "
                         "(use mung.batch.safe_uri: spaces become '_')")
     return value
+
+
+def check_span(start: float, end: float, what: str) -> None:
+    """Refuse a span RTTM / UEM cannot round-trip: non-finite, negative or reversed."""
+    if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+        raise MungError(f"{what} {start}..{end} is not a finite, ordered time span")
 
 
 def _fields(path: Path, lineno: int, line: str, n: int, what: str, most: int | None = None) -> list[str]:
@@ -145,8 +150,7 @@ def write_uem(regions: dict[str, list[tuple[float, float]]]) -> str:
     for u, spans in regions.items():
         check_field(u, "uri")
         for s, e in spans:
-            if not (math.isfinite(s) and math.isfinite(e) and 0 <= s <= e):
-                raise MungError(f"{u}: UEM region {s}..{e} is not a finite, ordered time span")
+            check_span(s, e, f"{u}: UEM region")
     return "".join(f"{u} 1 {s:.3f} {e:.3f}\n" for u, spans in regions.items() for s, e in spans)
 
 

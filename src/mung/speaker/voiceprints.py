@@ -108,6 +108,11 @@ class VoiceprintDB:
         vp = next(iter(self.voiceprints.values()), None)
         return None if vp is None else (vp.encoder, vp.dim)
 
+    def check_new(self, name: str, force: bool = False) -> None:
+        """Refuse to enrol ``name`` again unless ``force`` (it then replaces the voiceprint)."""
+        if name in self.voiceprints and not force:
+            raise MungError(f"{self.path}: speaker {name!r} is already enrolled (use --force to replace)")
+
     def check_encoder(self, name: str, dim: int) -> None:
         """Refuse to compare with embeddings of another encoder."""
         if self.encoder not in (None, (name, dim)):
@@ -129,8 +134,7 @@ class VoiceprintDB:
         """Write ``vp`` atomically (an existing name needs ``force``)."""
         check_name(vp.name)
         self.check_encoder(vp.encoder, vp.dim)
-        if vp.name in self.voiceprints and not force:
-            raise MungError(f"{self.path}: speaker {vp.name!r} is already enrolled (use --force to replace)")
+        self.check_new(vp.name, force)
         path = write_json(self.file(vp.name), vp.to_json(), force=True)
         self.voiceprints[vp.name] = vp
         return path
@@ -168,8 +172,7 @@ def enroll(name: str, paths: list[str | os.PathLike], db: str | os.PathLike | Vo
     """Enrol ``name`` from ``paths`` into ``db`` (refused if enrolled already, unless ``force``)."""
     db = db if isinstance(db, VoiceprintDB) else VoiceprintDB(db)
     db.check_encoder(embedder.name, embedder.dim)
-    if name in db.voiceprints and not force:
-        raise MungError(f"{db.path}: speaker {name!r} is already enrolled (use --force to replace)")
+    db.check_new(name, force)
     vp = voiceprint(name, paths, embedder, min_speech)
     db.add(vp, force=force)
     return vp
