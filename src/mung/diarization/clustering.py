@@ -63,6 +63,19 @@ class ClusteringConfig(Config):
         return min(self.min_speakers, hi), hi
 
 
+def cluster_means(emb: np.ndarray, labels: np.ndarray, ids) -> np.ndarray:
+    """Unit-norm mean embedding of each cluster in ``ids`` (rows in that order)."""
+    return l2_normalize(np.stack([emb[labels == i].mean(0) for i in ids]))
+
+
+def centre(emb: np.ndarray, fraction: float) -> np.ndarray:
+    """``emb`` with ``fraction`` of its mean removed, re-normalised: what all speakers of one
+    recording share (channel, language) goes, which separates them better."""
+    if fraction and len(emb) > 1:
+        return l2_normalize(emb - fraction * emb.mean(0))
+    return emb
+
+
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 0..k-1 by first appearance."""
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
@@ -129,7 +142,7 @@ def fold_small_clusters(
         if len(keep) >= min_count:
             break
         keep.append(ids[j])
-    centroids = l2_normalize(np.stack([emb[labels == i].mean(0) for i in keep]))
+    centroids = cluster_means(emb, labels, keep)
     out = labels.copy()
     moved = ~np.isin(labels, keep)
     if moved.any():
@@ -141,7 +154,7 @@ def refine(emb: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
     """Cosine k-means started from ``labels``; the number of clusters never grows."""
     for _ in range(iterations):
         ids = np.unique(labels)
-        centroids = l2_normalize(np.stack([emb[labels == i].mean(0) for i in ids]))
+        centroids = cluster_means(emb, labels, ids)
         new = ids[np.argmax(emb @ centroids.T, axis=1)]
         if np.array_equal(new, labels):
             break

@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 
 from mung.arrays import l2_normalize
 from mung.config import NONE, Config, Interval, Type, param
+from mung.diarization.clustering import cluster_means
 from mung.diarization.rttm import Diarization, Turn
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.speaker.encoders import load_encoder
@@ -54,7 +55,7 @@ class Naming:
 def window_profiles(embeddings: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Cluster labels (``spkNN``) and their unit-norm mean window embeddings ``[k, dim]``."""
     ids = sorted(int(i) for i in np.unique(labels))
-    return [label(i) for i in ids], l2_normalize(np.stack([embeddings[labels == i].mean(0) for i in ids]))
+    return [label(i) for i in ids], cluster_means(embeddings, labels, ids)
 
 
 def speech_profiles(embedder: UtteranceEmbedder, wav: np.ndarray, diarization: Diarization,

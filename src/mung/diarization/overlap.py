@@ -20,10 +20,9 @@ from typing import ClassVar, Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mung.arrays import l2_normalize
 from mung.audio import SAMPLE_RATE
 from mung.config import Config, Interval, Options, Type, param
-from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.clustering import ClusteringConfig, centre, cluster, cluster_means
 from mung.diarization.reconstruct import (
     binarize,
     clustered_scores,
@@ -236,10 +235,6 @@ def _hungarian(sim: np.ndarray, chunks: np.ndarray) -> np.ndarray:
     return out
 
 
-def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return l2_normalize(np.stack([emb[labels == i].mean(0) for i in range(int(labels.max()) + 1)]))
-
-
 def _relabel_dense(labels: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
 
@@ -257,14 +252,13 @@ def assign_local_speakers(
     if len(local.embeddings) == 0:
         return out, 0
     emb = np.asarray(local.embeddings, np.float64)
-    if center and len(emb) > 1:
-        emb = l2_normalize(emb - center * emb.mean(0))
+    emb = centre(emb, center)
     reliable = local.speech >= cluster_speech
     if not reliable.any():
         reliable = local.speech >= local.speech.max()
     labels = cluster(emb[reliable], clustering, weights=local.speech[reliable])
     chunks = local.index[:, 0]
-    rows = _hungarian(emb @ _centroids(emb[reliable], labels).T, chunks)
+    rows = _hungarian(emb @ cluster_means(emb[reliable], labels, range(int(labels.max()) + 1)).T, chunks)
     rows = _relabel_dense(rows)
     out[chunks, local.index[:, 1]] = rows
     return out, int(rows.max()) + 1

@@ -12,9 +12,8 @@ from typing import ClassVar
 import numpy as np
 
 from mung import audio
-from mung.arrays import l2_normalize
 from mung.config import DEVICE, Config, Interval, Spec, Type, param
-from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.clustering import ClusteringConfig, centre, cluster
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.overlap import (
@@ -87,9 +86,7 @@ class Embedded:
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
     """Window embeddings as clustering sees them (``embedding.center`` of the mean removed)."""
-    if config.embedding.center and len(emb) > 1:
-        return l2_normalize(emb - config.embedding.center * emb.mean(0))
-    return emb
+    return centre(emb, config.embedding.center)
 
 
 def front_end(config: DiarizationConfig) -> dict:
