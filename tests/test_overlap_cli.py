@@ -1,5 +1,6 @@
-"""`mung diarize --segmentation` on real audio: the shipped model's DER on AMI, overlapping turns
-from the pipeline where AMI has overlap, --exclusive, --num-speakers below an overlap's speakers,
+"""`mung diarize --segmentation` on real audio, both modes: a second speaker where the model hears
+overlap (the window pipeline's turns kept), the local-speaker pipeline's DER on AMI, overlapping
+turns from it where AMI has overlap, --exclusive, --num-speakers below an overlap's speakers,
 short and silent input, a file that is no model."""
 
 from __future__ import annotations
@@ -49,12 +50,31 @@ def overlap_run(tmp_path_factory, ami_dir_module):
 
 def _der(hyp: Diarization, ami: Path) -> Score:
     refs, uem = read_rttm(ami / "ami-excerpts.rttm"), read_uem(ami / "ami-excerpts.uem")
-    return score({URI: refs[URI]}, {URI: hyp}, uem, collar=0.25)[1]
+    return score({URI: refs[URI]}, {URI: hyp}, {URI: uem[URI]}, collar=0.25)[1]
+
+
+def test_overlap_mode_adds_second_speakers_inside_detected_overlap(capsys, overlap_run, ami_dir_module):
+    """The default mode keeps every turn of the window pipeline and adds turns of a second
+    speaker only where the model's overlap probability is above the threshold."""
+    from mung.diarization.overlapped import overlap_probability
+
+    src, out = overlap_run
+    windows = _diarize(capsys, out / "w0", src, "--segmentation", "none")
+    hyp = _diarize(capsys, out / "ov", src, "--overlap-threshold", "0.3")
+    added = [t for t in hyp.turns if t not in windows.turns]
+    assert set(windows.turns) <= set(hyp.turns) and added and _overlaps(hyp) > 0.5
+    model = SegmentationModel.load("default")
+    p = overlap_probability(model, audio.load(src))
+    for t in added:
+        frames = p[int(round(t.start / model.frame_step)) : int(round(t.end / model.frame_step)) + 1]
+        assert frames.max() > 0.3, t
+    # EN2009b is 27 % overlapped: adding speakers there must not cost more than it brings
+    assert _der(hyp, ami_dir_module).der <= _der(windows, ami_dir_module).der + 0.02
 
 
 def test_cli_with_the_shipped_model_on_ami_has_bounded_der(capsys, overlap_run, ami_dir_module):
     src, out = overlap_run
-    total = _der(_diarize(capsys, out, src), ami_dir_module)
+    total = _der(_diarize(capsys, out, src, "--segmentation-mode", "local"), ami_dir_module)
     assert total.der < DER_BOUND and abs(total.hyp_speakers - 2) <= 1, total
     # the window pipeline is still there, one speaker at a time
     windows = _diarize(capsys, out / "w", src, "--segmentation", "none")
@@ -76,22 +96,26 @@ def test_perfect_segments_give_overlapping_turns_on_real_audio(overlap_run, ami_
     assert total.der < 0.15 and total.miss < 0.02 and total.hyp_speakers <= 3, total  # measured 10.3 %
 
 
-def test_exclusive_and_small_num_speakers_give_no_overlap(capsys, overlap_run):
+@pytest.mark.parametrize("mode", ["overlap", "local"])
+def test_exclusive_and_small_num_speakers_give_no_overlap(capsys, overlap_run, mode):
     src, out = overlap_run
-    exclusive = _diarize(capsys, out / "x", src, "--exclusive")
+    exclusive = _diarize(capsys, out / f"x{mode}", src, "--exclusive", "--segmentation-mode", mode,
+                         "--overlap-threshold", "0.3")
     assert exclusive.turns and _overlaps(exclusive) == 0
-    one = _diarize(capsys, out / "n1", src, "--num-speakers", "1")
+    one = _diarize(capsys, out / f"n1{mode}", src, "--num-speakers", "1", "--segmentation-mode", mode,
+                   "--overlap-threshold", "0.3")
     assert one.speakers == ["spk00"] and sum(t.duration for t in one.turns) > 15
 
 
-def test_short_recording_and_silence(capsys, tmp_path, ami_dir_module):
+@pytest.mark.parametrize("mode", ["overlap", "local"])
+def test_short_recording_and_silence(capsys, tmp_path, ami_dir_module, mode):
     wav = audio.load(ami_dir_module / f"{URI}.ogg", duration=2.0)
     sf.write(tmp_path / "short.wav", wav, audio.SAMPLE_RATE)
-    short = _diarize(capsys, tmp_path / "o", tmp_path / "short.wav")
+    short = _diarize(capsys, tmp_path / "o", tmp_path / "short.wav", "--segmentation-mode", mode)
     assert short.turns and all(0 <= t.start < t.end <= 2.0 for t in short.turns)
     sf.write(tmp_path / "quiet.wav", np.zeros(audio.SAMPLE_RATE * 12, np.float32), audio.SAMPLE_RATE)
     code, _, err = run_cli(capsys, "diarize", tmp_path / "quiet.wav", "--out", tmp_path / "q",
-                           "--segmentation", "default")
+                           "--segmentation", "default", "--segmentation-mode", mode)
     assert code == 0 and "no speech" in err
     assert (tmp_path / "q" / "quiet.rttm").read_text() == ""
 

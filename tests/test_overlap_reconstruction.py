@@ -142,3 +142,37 @@ def test_detection_known_answer():
     assert (speech.true_positive, speech.false_positive, speech.false_negative) == (350, 0, 250)
     overlap = detection({"u": ref}, {"u": hyp}, {"u": [(0.0, 6.0)]}, min_speakers=2)
     assert overlap.precision == pytest.approx(0.5 / 0.5) and overlap.recall == pytest.approx(0.5 / 1.5)
+
+
+def test_second_speaker_is_the_nearest_other_speaker_in_time():
+    from mung.diarization.overlapped import add_second_speaker
+
+    turns = [Turn(0.0, 4.0, "A"), Turn(4.0, 6.0, "B"), Turn(7.0, 10.0, "C")]
+    # 3.5-4.5 s: A then B hold the floor → B is added over A's part, A over B's part;
+    # 9-9.5 s inside C: B (gap 1 s) is nearer than A; 6.2-6.8 s is silence: nothing added
+    out = add_second_speaker(turns, [(3.5, 4.5), (9.0, 9.5), (6.2, 6.8)], 10.0)
+    added = sorted(set(out) - set(turns), key=lambda t: t.start)
+    assert [(t.start, t.end, t.speaker) for t in added] == [
+        (3.5, 4.0, "B"), (4.0, 4.5, "A"), (9.0, 9.5, "B")]
+    assert add_second_speaker([Turn(0, 5, "A")], [(1.0, 2.0)], 5.0) == [Turn(0, 5, "A")]
+    assert add_second_speaker(turns, [], 10.0) == sorted(turns, key=lambda t: t.start)
+
+
+def test_overlapped_regions_threshold_and_min_duration():
+    from mung.diarization.overlapped import overlapped_regions
+
+    p = np.array([0.1, 0.7, 0.8, 0.2, 0.9, 0.1])  # frames 0.1 s apart, centred on i * 0.1
+    regions = overlapped_regions(p, 0.1, 0.5)
+    assert np.allclose(regions, [(0.05, 0.25), (0.35, 0.45)])
+    assert np.allclose(overlapped_regions(p, 0.1, 0.5, min_duration=0.15), [(0.05, 0.25)])
+    assert overlapped_regions(p, 0.1, 0.95) == []
+
+
+def test_overlap_threshold_weighs_a_false_alarm_above_a_hit():
+    from mung.diarization.train_segmentation import overlap_threshold
+
+    truth = np.array([True] * 4 + [False] * 6)
+    prob = np.array([0.9, 0.8, 0.42, 0.42, 0.42, 0.1, 0.1, 0.1, 0.1, 0.1])
+    # above 0.1 … 0.4: 4 hits (3.0) and 1 false alarm → 2.0 (the highest wins); above 0.45: 1.5
+    assert overlap_threshold(prob, truth) == 0.4
+    assert overlap_threshold(prob, np.zeros(10, bool)) >= 0.9  # no overlap: as high as the grid goes

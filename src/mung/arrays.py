@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the True runs of a 1-D mask, ends exclusive: ``runs([0, 1, 1, 0, 1])``
+    is ``([1, 4], [3, 5])``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]])))
+    return edges[0::2], edges[1::2]
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norm = np.linalg.norm(x, axis=-1, keepdims=True)

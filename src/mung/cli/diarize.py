@@ -28,6 +28,7 @@ def _overrides(opts: dict) -> dict:
         "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
         "min_duration": "resegment.min_duration", "segmentation": "segmentation.model",
+        "segmentation_mode": "segmentation.mode", "overlap_threshold": "segmentation.overlap_threshold",
         "speakers": "naming.speakers", "naming_threshold": "naming.threshold",
     }
     out = {dotted: opts[name] for name, dotted in keys.items()}
@@ -85,9 +86,14 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
-@click.option("--segmentation", help="Local segmentation model: default | MODEL | none (window pipeline).")
+@click.option("--segmentation", help="Segmentation model: default | MODEL | none (window pipeline alone).")
+@click.option("--segmentation-mode", type=_choices("segmentation", "mode"),
+              help="overlap: window pipeline + a second speaker where the model hears overlap (default); "
+                   "local: the model's local speakers are clustered.")
+@click.option("--overlap-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Overlap probability for a second speaker (default: the model's calibrated value).")
 @click.option("--exclusive", is_flag=True, help="One speaker per frame (no overlapping turns), for ASR.")
-@click.option("--vad", type=_choices("vad", "method"), help="Speech detector (--segmentation none).")
+@click.option("--vad", type=_choices("vad", "method"), help="Speech detector (not used by local mode).")
 @click.option("--vad-mode", type=click.IntRange(0, 3), help="webrtcvad aggressiveness.")
 @click.option("--vad-threshold", type=click.FloatRange(0, 1), help="silero speech probability threshold.")
 @click.option("--frame-ms", type=_choices("vad", "frame_ms"), callback=lambda c, p, v: v and int(v))

@@ -43,9 +43,9 @@ class ChunkConfig:
     long_turn: tuple[float, float] = (4.0, 20.0)
     turn_p: tuple[float, float, float] = (0.35, 0.45, 0.2)  # P(short, medium, long)
     pause_mean: float = 0.3  # exponential
-    overlap_prob: tuple[float, float] = (0.15, 0.95)  # per chunk: P(a turn interrupts the previous)
-    overlap: tuple[float, float] = (0.2, 3.0)  # and 10-90 % of the shorter of the two turns
-    backchannel_rate: tuple[float, float] = (0.1, 1.2)  # per chunk: interjections per second of turn
+    overlap_prob: tuple[float, float] = (0.4, 1.0)  # per chunk: P(a turn interrupts the previous)
+    overlap: tuple[float, float] = (0.3, 4.0)  # and 10-90 % of the shorter of the two turns
+    backchannel_rate: tuple[float, float] = (0.3, 2.0)  # per chunk: interjections per second of turn
     backchannel: tuple[float, float] = (0.2, 1.0)
     speaker_gain_db: tuple[float, float] = (-12.0, 0.0)
     turn_jitter_db: float = 2.0

@@ -20,6 +20,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mung.arrays import runs
 from mung.audio import SAMPLE_RATE
 from mung.config import Config, Interval, Options, Type, param
 from mung.diarization.clustering import ClusteringConfig, centre, cluster, cluster_means
@@ -47,6 +48,7 @@ class LocalSegmenter(Protocol):
 
 
 LOCAL_METHODS = ("ahc", "spectral", "ahc+spectral")
+MODES = ("overlap", "local")
 # Embedded speech is cut to a multiple of this length so that the encoder batches many
 # embeddings of equal length (the LSTM takes no padding).
 EMBED_QUANTUM = 0.5
@@ -60,6 +62,14 @@ class SegmentationConfig(Config):
       pipeline: speech detection → windows → window embeddings → clustering, one speaker at a
       time). ``none`` stays the default until a shipped model beats it: with the first shipped
       model the window pipeline is still better on all three dev sets (docs/diarization.md).
+    - ``mode``: ``overlap`` (the window pipeline finds who speaks; the model finds overlapped
+      speech, whose frames get a second speaker: the nearest other speaker in time, see
+      :mod:`mung.diarization.overlapped`) or ``local`` (the model's local speakers are embedded,
+      clustered and reconstructed, pyannote's recipe; it needs a model that separates the voices
+      of a chunk well, which a CPU-trained one does not yet). ``overlap_threshold``: overlap
+      probability above which a frame is overlapped (default: the model's own, calibrated on
+      held-out simulated chunks when it was trained); ``min_overlap``: shorter overlapped
+      regions are ignored.
     - ``step``: between chunk starts. ``embed_step``: between the chunks whose local speakers are
       embedded (a multiple of ``step``); the local speakers of other chunks take the global speaker
       of the embedded local speaker whose activity they match best in a chunk at most
@@ -89,6 +99,9 @@ class SegmentationConfig(Config):
     section: ClassVar[str] = "segmentation"
 
     model: str = param("none", Type(str))
+    mode: str = param("overlap", Options(MODES))
+    overlap_threshold: float | None = param(None, Interval(float, 0, 1, "neither"), None)
+    min_overlap: float = param(0.0, Interval(float, 0, None))
     step: float = param(1.0, Interval(float, 0, None, "neither"))
     embed_step: float = param(5.0, Interval(float, 0, None, "neither"))
     batch_size: int = param(32, Interval(int, 1, None))
@@ -111,6 +124,11 @@ class SegmentationConfig(Config):
     @property
     def enabled(self) -> bool:
         return str(self.model).lower() != "none"
+
+    @property
+    def local(self) -> bool:
+        """The local-speaker pipeline (not the window pipeline with overlap detection)."""
+        return self.enabled and self.mode == "local"
 
 
 @dataclass
@@ -144,6 +162,14 @@ def _chunk(wav: np.ndarray, start: int, length: int) -> np.ndarray:
     return piece if len(piece) == length else np.pad(piece, (0, length - len(piece)))
 
 
+def sliding_chunks(wav: np.ndarray, chunk_samples: int, step_samples: int, batch_size: int
+                   ) -> Iterator[np.ndarray]:
+    """``[B, chunk_samples]`` batches of the chunks starting at :func:`chunk_starts`."""
+    starts = chunk_starts(len(wav), chunk_samples, step_samples)
+    for i in range(0, len(starts), batch_size):
+        yield np.stack([_chunk(wav, s, chunk_samples) for s in starts[i : i + batch_size]])
+
+
 def _selection(act: np.ndarray, onset: float, frame_step: float, min_alone: float) -> list[np.ndarray]:
     """Per local speaker, the frames to embed: where it is alone, or all its active frames if
     that is under ``min_alone`` seconds."""
@@ -159,8 +185,7 @@ def _embed_audio(chunk: np.ndarray, frames: np.ndarray, frame_step: float, max_s
     """The chunk's samples under the selected frames, joined, then tiled up to or cut down to a
     multiple of ``EMBED_QUANTUM`` (at most ``max_seconds``)."""
     per = frame_step * SAMPLE_RATE
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], frames.astype(np.int8), [0]])))
-    spans = zip(edges[::2], edges[1::2], strict=True)  # frame i covers (i ± 0.5) * frame_step
+    spans = zip(*runs(frames), strict=True)  # frame i covers (i ± 0.5) * frame_step
     audio = np.concatenate([chunk[max(0, int((a - 0.5) * per)) : int((b - 0.5) * per)] for a, b in spans])
     quantum = int(EMBED_QUANTUM * SAMPLE_RATE)
     n = int(min(max_seconds * SAMPLE_RATE, max(quantum, len(audio))) // quantum * quantum)
@@ -179,11 +204,8 @@ class LocalEmbedder:
 
     def _activities(self, wav: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(chunks ``[B, samples]``, activities ``[B, frames, speakers]``) batch by batch."""
-        w = self.model.chunk_samples
         step = int(round(self.step_frames * self.model.frame_step * SAMPLE_RATE))
-        starts = chunk_starts(len(wav), w, step)
-        for i in range(0, len(starts), self.config.batch_size):
-            chunks = np.stack([_chunk(wav, s, w) for s in starts[i : i + self.config.batch_size]])
+        for chunks in sliding_chunks(wav, self.model.chunk_samples, step, self.config.batch_size):
             with torch_threads(1):
                 act = self.model.infer(chunks, hard=self.config.hard)
             yield chunks, np.asarray(act, np.float32)

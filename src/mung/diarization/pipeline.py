@@ -1,6 +1,7 @@
-"""The diarization recipe: local segmentation → local-speaker embeddings → clustering → overlap-aware
-reconstruction (``segmentation.model``), or speech detection → windows → embeddings → clustering →
-resegmentation (``segmentation: none``)."""
+"""The diarization recipe: speech detection → windows → embeddings → clustering → resegmentation,
+then, with a segmentation model (``segmentation.model``), a second speaker in the frames the
+model finds overlapped (``segmentation.mode: overlap``); or local segmentation → local-speaker
+embeddings → clustering → overlap-aware reconstruction (``segmentation.mode: local``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ from mung.diarization.overlap import (
     LocalSpeakers,
     SegmentationConfig,
     local_turns,
+)
+from mung.diarization.overlapped import (
+    OverlapDetector,
+    add_second_speaker,
+    overlap_probability,
+    overlapped_regions,
 )
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
@@ -82,6 +89,8 @@ class Embedded:
     windows: np.ndarray
     embeddings: np.ndarray
     wav: np.ndarray | None = None  # kept only to name known speakers
+    overlap: np.ndarray | None = None  # per model frame: overlap probability (segmentation on)
+    overlap_step: float = 0.0
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -110,9 +119,13 @@ class Diarizer:
             segment_aggregation=self.config.embedding.segment_aggregation,
         )
         self.local: LocalEmbedder | None = None
-        if segmenter is not None or self.config.segmentation.enabled:
-            segmenter = segmenter or SegmentationModel.load(self.config.segmentation.model)
-            self.local = LocalEmbedder(segmenter, self.encoder, self.config.segmentation)
+        self.detector: OverlapDetector | None = None
+        seg = self.config.segmentation
+        if segmenter is not None or seg.local:
+            segmenter = segmenter or SegmentationModel.load(seg.model)
+            self.local = LocalEmbedder(segmenter, self.encoder, seg)
+        elif seg.enabled:
+            self.detector = SegmentationModel.load(seg.model)
         if self.config.clustering.method == "uisrnn":
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
@@ -141,7 +154,12 @@ class Diarizer:
         windows = sliding_windows(regions, self.config.windows)
         emb = self.encoder.embed_spans(wav, windows)
         keep = wav if self.voiceprints is not None else None
-        return Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
+        out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
+        if self.detector is not None and not self.config.segmentation.exclusive:
+            seg = self.config.segmentation
+            out.overlap = overlap_probability(self.detector, wav, seg.step, seg.batch_size)
+            out.overlap_step = self.detector.frame_step
+        return out
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
         """Speaker label of each window of ``embedded``."""
@@ -160,7 +178,21 @@ class Diarizer:
             return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
+        turns = self._add_overlap(turns, embedded, config)
         return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
+
+    def _add_overlap(self, turns: list, embedded: Embedded, config: DiarizationConfig) -> list:
+        """``turns`` with a second speaker in the frames the model found overlapped (unchanged
+        without a model, with ``--exclusive`` or with one known speaker)."""
+        seg = config.segmentation
+        one = config.clustering.num_speakers == 1
+        if embedded.overlap is None or not seg.enabled or seg.exclusive or one:
+            return turns
+        threshold = seg.overlap_threshold
+        if threshold is None:
+            threshold = self.detector.overlap_threshold if self.detector is not None else 0.5
+        regions = overlapped_regions(embedded.overlap, embedded.overlap_step, threshold, seg.min_overlap)
+        return add_second_speaker(turns, regions, embedded.duration)
 
     def _name(self, result: Diarization, embedded: Embedded | LocalSpeakers,
               config: DiarizationConfig) -> Diarization:

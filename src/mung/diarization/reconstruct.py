@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mung.arrays import runs
 from mung.diarization.rttm import Turn
 
 
@@ -22,7 +23,7 @@ def num_global_frames(num_chunks: int, chunk_frames: int, step_frames: int) -> i
     return 0 if num_chunks == 0 else (num_chunks - 1) * step_frames + chunk_frames
 
 
-def _overlap_add(values: np.ndarray, step_frames: int) -> np.ndarray:
+def overlap_add(values: np.ndarray, step_frames: int) -> np.ndarray:
     """Sum of per-chunk arrays ``[C, F, ...]`` placed ``step_frames`` apart → ``[N, ...]``."""
     c, f = values.shape[:2]
     out = np.zeros((num_global_frames(c, f, step_frames), *values.shape[2:]), np.float64)
@@ -38,8 +39,8 @@ def speaker_count(activities: np.ndarray, step_frames: int, onset: float | None 
     a powerset model unsure *which* local speaker talks still says *that* one does)."""
     c, f, _ = activities.shape
     active = (activities > onset if onset is not None else activities).sum(-1).astype(np.float64)
-    covered = _overlap_add(np.ones((c, f)), step_frames)
-    return _overlap_add(active, step_frames) / np.maximum(covered, 1)
+    covered = overlap_add(np.ones((c, f)), step_frames)
+    return overlap_add(active, step_frames) / np.maximum(covered, 1)
 
 
 def clustered_scores(
@@ -89,8 +90,7 @@ def fill_gaps(active: np.ndarray, max_gap_frames: int) -> np.ndarray:
     out = active.copy()
     if max_gap_frames <= 0 or not active.any():
         return out
-    idx = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-    starts, ends = idx[0::2], idx[1::2]
+    starts, ends = runs(active)
     for e, s in zip(ends[:-1], starts[1:], strict=True):
         if s - e <= max_gap_frames:
             out[e:s] = True
@@ -113,8 +113,7 @@ def frames_to_turns(
     gap_frames = int(round(max_gap / frame_step))
     for k in range(binary.shape[1]):
         active = fill_gaps(binary[:, k], gap_frames)
-        idx = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-        for a, b in zip(idx[0::2], idx[1::2], strict=True):
+        for a, b in zip(*runs(active), strict=True):
             s = max(0.0, offset + a * frame_step)
             e = min(duration, offset + b * frame_step)
             if e - s >= max(min_duration, 1e-3):

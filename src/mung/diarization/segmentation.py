@@ -57,6 +57,14 @@ for _c, _s in enumerate(POWERSET):
     _BITS_TO_CLASS[sum(1 << i for i in _s)] = _c
 
 
+_PAIRS = np.array([len(s) == MAX_SIMULTANEOUS for s in POWERSET])
+
+
+def overlap_probability(powerset: np.ndarray) -> np.ndarray:
+    """``[..., 7]`` powerset probabilities → ``[...]`` probability of two speakers at once."""
+    return powerset[..., _PAIRS].sum(-1)
+
+
 def multilabel_to_powerset(labels: np.ndarray) -> np.ndarray:
     """``[..., 3]`` 0/1 activities → ``[...]`` powerset class indices. Frames with all three
     speakers active (not representable) raise :class:`ValueError`."""
@@ -242,6 +250,17 @@ class SegmentationModel:
                 logits = self.net(torch.from_numpy(chunks[i : i + batch_size]))
                 out.append(torch.softmax(logits, -1).numpy())
         return np.concatenate(out) if out else np.zeros((0, num_frames(chunks.shape[1]), len(POWERSET)))
+
+    def infer_overlap(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """``[B, samples]`` chunks → ``[B, frames]`` probability that two local speakers talk
+        (the sum of the pair classes)."""
+        return overlap_probability(self.infer_powerset(chunks, batch_size))
+
+    @property
+    def overlap_threshold(self) -> float:
+        """The overlap probability above which a frame is taken as overlapped: chosen when the
+        model was trained, on held-out simulated chunks (``trained.overlap_threshold``), else 0.5."""
+        return float(self.meta.get("trained", {}).get("overlap_threshold", 0.5))
 
     def infer(self, chunks: np.ndarray, hard: bool = False, batch_size: int = 32) -> np.ndarray:
         """``[B, samples]`` chunks → ``[B, frames, 3]`` per-local-speaker activity: marginal

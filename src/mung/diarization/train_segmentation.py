@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -29,6 +31,7 @@ from mung.diarization.segmentation import (
     FrameCounts,
     SegmentationModel,
     SegmentationSpec,
+    overlap_probability,
     pit_powerset_loss,
     powerset_to_multilabel,
 )
@@ -58,24 +61,77 @@ class SegmentationTrainConfig(Config):
     seed: int = param(0, Interval(int, 0, None))
 
 
+def prefetch(make: Callable[[], tuple[np.ndarray, np.ndarray]], depth: int = 2
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches from ``make`` built ahead in one background thread, so the simulator (numpy and
+    scipy, which release the GIL) runs on the second core while the network trains on the first:
+    on the 2-core machine a step went from 0.71 s (0.26 simulation + 0.45 training) to about
+    the training time alone. Batches come in the order ``make`` returns them (one producer)."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                item = make()
+            except BaseException as exc:  # handed to the consumer, raised there
+                item = exc
+            while not stop.is_set():
+                try:
+                    box.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    thread = threading.Thread(target=work, name="segmentation-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _validation_set(sim: ChunkSimulator, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return sim.batch(np.random.default_rng(seed), n)
 
 
+# A second speaker added to a frame removes a miss when the frame is overlapped and the speaker
+# is right, changes a miss into a confusion when it is wrong, and adds a false alarm when the
+# frame is not overlapped: the overlap threshold maximises RIGHT_SECOND * TP - FP.
+RIGHT_SECOND = 0.75
+
+
+def overlap_threshold(probability: np.ndarray, overlapped: np.ndarray) -> float:
+    """The threshold on ``probability`` (frames) that maximises ``RIGHT_SECOND * TP - FP``
+    against the 0/1 reference ``overlapped`` (the highest such threshold on ties)."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    gain = [RIGHT_SECOND * (overlapped & (probability > t)).sum() - (~overlapped & (probability > t)).sum()
+            for t in grid]
+    return float(grid[len(grid) - 1 - int(np.argmax(gain[::-1]))])
+
+
 def evaluate(model: SegmentationModel, wavs: np.ndarray, labels: np.ndarray, batch_size: int = 32
              ) -> dict[str, float]:
-    """Validation loss and frame metrics (speech / overlap precision and recall, frame error)."""
+    """Validation loss, frame metrics (speech / overlap precision and recall, frame error) and
+    the overlap threshold the chunks call for (:func:`overlap_threshold`)."""
     model.net.eval()
-    counts, losses = FrameCounts(), []
+    counts, losses, probs = FrameCounts(), [], []
     with torch.inference_mode():
         for i in range(0, len(wavs), batch_size):
             logits = model.net(torch.from_numpy(wavs[i : i + batch_size]))
             y = torch.from_numpy(labels[i : i + batch_size])
             losses.append(float(pit_powerset_loss(logits, y)) * len(y))
-            hard = powerset_to_multilabel(torch.softmax(logits, -1).numpy(), soft=False)
-            for ref, hyp in zip(y.numpy(), hard, strict=True):
+            powerset = torch.softmax(logits, -1).numpy()
+            probs.append(overlap_probability(powerset))
+            for ref, hyp in zip(y.numpy(), powerset_to_multilabel(powerset, soft=False), strict=True):
                 counts.add(ref, hyp)
-    return {"loss": round(sum(losses) / len(wavs), 4), **counts.metrics()}
+    threshold = overlap_threshold(np.concatenate(probs).ravel(), labels.sum(-1).ravel() >= 2)
+    return {"loss": round(sum(losses) / len(wavs), 4), **counts.metrics(), "overlap_threshold": threshold}
 
 
 def _real_chunks(audio_dir: str | os.PathLike, ref: str | os.PathLike, chunk_seconds: float
@@ -139,6 +195,17 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     start = last_val = time.monotonic()
     step, ema, best, metrics = 0, None, math.inf, {}
     bar = progress(total=int(budget), unit="s", desc="training") if progress else None
+    k_real = int(round(config.batch_size * config.real_fraction)) if real else 0
+
+    def make_batch() -> tuple[np.ndarray, np.ndarray]:
+        wav, lab = train_sim.batch(rng, config.batch_size - k_real)
+        if k_real:
+            pairs = [real.example(rng) for _ in range(k_real)]
+            wav = np.concatenate([wav, np.stack([p[0] for p in pairs])])
+            lab = np.concatenate([lab, np.stack([p[1] for p in pairs])])
+        return wav, lab
+
+    batches = prefetch(make_batch)
     history = []
     while True:
         elapsed = time.monotonic() - start
@@ -154,7 +221,8 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
             (bar.write if bar else log)(line)
             if metrics["loss"] < best:
                 best = metrics["loss"]
-                extra = {"trained": {"steps": step, "minutes": round(elapsed / 60, 1),
+                extra = {"trained": {"overlap_threshold": metrics["overlap_threshold"],
+                                     "steps": step, "minutes": round(elapsed / 60, 1),
                                      "total_steps": prior_steps + step,
                                      "total_minutes": round(prior_minutes + elapsed / 60, 1),
                                      "config": asdict(config), "chunks": asdict(chunk), "validation": metrics,
@@ -169,12 +237,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
         lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) * decay
         for group in opt.param_groups:
             group["lr"] = lr
-        k_real = int(round(config.batch_size * config.real_fraction)) if real else 0
-        wav, lab = train_sim.batch(rng, config.batch_size - k_real)
-        if k_real:
-            pairs = [real.example(rng) for _ in range(k_real)]
-            wav = np.concatenate([wav, np.stack([p[0] for p in pairs])])
-            lab = np.concatenate([lab, np.stack([p[1] for p in pairs])])
+        wav, lab = next(batches)
         loss = pit_powerset_loss(net(torch.from_numpy(wav)), torch.from_numpy(lab))
         opt.zero_grad()
         loss.backward()
@@ -187,6 +250,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
             bar.n = min(int(time.monotonic() - start), int(budget))
             bar.set_postfix(step=step, loss=f"{ema:.3f}", refresh=False)
             bar.update(0)
+    batches.close()
     if bar:
         bar.close()
     log(f"best validation loss {best:.4f}; model written to {out}")

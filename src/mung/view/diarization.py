@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mung.arrays import runs
 from mung.audio import info, stream
 from mung.diarization.rttm import Diarization, read_rttm
 from mung.diarization.scoring import score
@@ -52,9 +53,7 @@ def envelope(path: os.PathLike) -> dict:
 
 def _runs(mask: np.ndarray) -> list[list[float]]:
     """[[start, end], ...] in seconds for the True runs of a frame mask."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [[round(s * GRID, 3), round(e * GRID, 3)] for s, e in zip(starts, ends, strict=True)]
+    return [[round(s * GRID, 3), round(e * GRID, 3)] for s, e in zip(*runs(mask), strict=True)]
 
 
 def _activity(d: Diarization, labels: list[str], frames: int) -> np.ndarray:
