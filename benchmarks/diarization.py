@@ -5,13 +5,14 @@ collar and with none, its parts, JER, mean |speaker-count error|, overlapped-spe
 precision / recall (frames with two or more reference speakers, no collar), real-time factor
 (processing time / audio time, model loading excluded; wall clock, and in brackets the process's
 CPU time, which other jobs on a shared machine do not inflate) and peak resident memory of the
-process that ran it. Systems: the overlap-aware pipeline with the shipped segmentation model,
-its ``--exclusive`` output, the window pipeline (the default, ``segmentation: none``), the
-organisers' baseline settings and the one-speaker baseline (reference speech, one label);
-``--all`` adds the window-pipeline variants, ``--oracle`` the overlap-aware pipeline fed the
-reference turns instead of the model's output (what the model costs). A second table compares
-speech detection (frames) of the segmentation model and silero-vad. ``--long`` times one
-1-hour file (all shared recordings joined) with both pipelines.
+process that ran it. Systems: the default (window pipeline + a second speaker where the shipped
+segmentation model hears overlap), the local-speaker pipeline and its ``--exclusive`` output, the
+window pipeline alone (``segmentation: none``), the organisers' baseline settings and the
+one-speaker baseline (reference speech, one label); ``--all`` adds the window-pipeline variants,
+``--oracle`` both model-based pipelines fed the reference instead of the model (overlapped frames;
+local speaker turns): what the model costs. A second table compares speech detection (frames) of
+the segmentation model and silero-vad. ``--long`` times one 1-hour file (all shared recordings
+joined) with the three pipelines.
 
     python benchmarks/diarization.py [--long] [--all] [--oracle] [--out benchmarks/results/diarization.md]
 """
@@ -37,12 +38,16 @@ SPEECH = ROOT.parent / "shared" / "data" / "speech" / "librispeech-train-clean-1
 UISRNN_MODEL = ROOT / "bench-out" / "uisrnn-sim.pt"
 
 # name -> dotted config overrides on top of DiarizationConfig() (see `mung diarize --show-config`)
-WINDOWS = {"segmentation.model": "none"}  # the window pipeline (the default)
-SEGMENTATION = {"segmentation.model": "default"}  # overlap-aware, the shipped segmentation model
+WINDOWS = {"segmentation.model": "none"}  # the window pipeline alone
+OVERLAP = {"segmentation.model": "default", "segmentation.mode": "overlap"}  # + the model's overlap
+LOCAL = {"segmentation.model": "default", "segmentation.mode": "local"}  # the local-speaker pipeline
+DEFAULT = "windows + model overlap (default, --segmentation default)"
+LOCAL_NAME = "local-speaker pipeline (--segmentation-mode local)"
 SYSTEMS: dict[str, dict] = {
-    "overlap-aware (--segmentation default)": SEGMENTATION,
-    "overlap-aware, --exclusive": {**SEGMENTATION, "segmentation.exclusive": True},
-    "window pipeline (default, --segmentation none)": WINDOWS,
+    DEFAULT: OVERLAP,
+    LOCAL_NAME: LOCAL,
+    "local-speaker pipeline, --exclusive": {**LOCAL, "segmentation.exclusive": True},
+    "window pipeline alone (--segmentation none; --exclusive gives the same)": WINDOWS,
     "organiser baseline": {
         **WINDOWS,
         "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
@@ -59,9 +64,10 @@ SYSTEMS: dict[str, dict] = {
     "windows, UIS-RNN (sim-trained)": {**WINDOWS, "clustering.method": "uisrnn",
                                        "clustering.model": str(UISRNN_MODEL)},
 }
-ORACLE = "overlap-aware with oracle segmentation (reference turns as the model's output)"
+ORACLE = "local-speaker pipeline with oracle segmentation (reference turns as the model's output)"
+ORACLE_OVERLAP = "windows + oracle overlap (reference overlapped frames as the model's detection)"
 # rows of the default table (`--all` runs every system above)
-MAIN = list(SYSTEMS)[:4]
+MAIN = list(SYSTEMS)[:5]
 
 
 def uisrnn_model() -> None:
@@ -114,6 +120,26 @@ def oracle_segmentation(refs, files: list[Path]) -> dict:
     for f in files:
         seg.start(refs[f.stem].turns, diarizer.local.step_frames * seg.frame_step)
         out[f.stem] = diarizer(f)
+    return out
+
+
+def oracle_overlap(refs, files: list[Path]) -> dict:
+    """Hypotheses of the default pipeline with the reference's overlapped frames (two or more
+    speakers) as the overlap detection: what a perfect overlap detector would give."""
+    from mung.arrays import runs
+    from mung.config import merge
+    from mung.diarization.detection import FRAME, speakers_per_frame
+    from mung.diarization.overlapped import add_second_speaker
+    from mung.diarization.pipeline import DiarizationConfig, Diarizer
+    from mung.diarization.rttm import Diarization
+
+    diarizer = Diarizer(merge(DiarizationConfig(), WINDOWS))
+    out = {}
+    for f in files:
+        d = diarizer(f)
+        both = speakers_per_frame(refs[f.stem], 0.0, d.duration) >= 2
+        regions = [(a * FRAME, b * FRAME) for a, b in zip(*runs(both), strict=True)]
+        out[f.stem] = Diarization(d.uri, add_second_speaker(d.turns, regions, d.duration), d.duration)
     return out
 
 
@@ -179,8 +205,9 @@ HEADER = (
 
 
 def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list[str]:
-    """Speech detection (frames, no collar) of the segmentation model (the overlap-aware
-    pipeline's output) and of silero-vad with the window pipeline's settings."""
+    """Speech detection (frames, no collar) of the segmentation model (the local-speaker
+    pipeline's output) and of silero-vad with the window pipeline's settings (which the default
+    keeps)."""
     from mung import audio
     from mung.diarization.detection import detection
     from mung.diarization.rttm import Diarization, Turn
@@ -191,8 +218,8 @@ def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list
         regions = detect_speech(audio.load(f), VADConfig())
         silero[f.stem] = Diarization(f.stem, [Turn(float(a), float(b), "speech") for a, b in regions])
     out = []
-    detectors = (("segmentation model (overlap-aware pipeline)", model_hyps),
-                 ("silero-vad (window pipeline)", silero))
+    detectors = (("segmentation model (local-speaker pipeline)", model_hyps),
+                 ("silero-vad (default and window pipeline)", silero))
     for name, hyps in detectors:
         d = detection(refs, hyps, uem, min_speakers=1)
         out.append(f"| {set_name} | {name} | {_pct(d.precision)} | {_pct(d.recall)} |")
@@ -278,19 +305,20 @@ def main() -> None:
             texts, audio_s, (busy, cpu), peak = run_isolated(SYSTEMS[name], files)
             results.append((name, _parse(texts), (busy / audio_s, cpu / audio_s), peak))
         if args.oracle:
+            results.append((ORACLE_OVERLAP, oracle_overlap(refs, files), None, None))
             results.append((ORACLE, oracle_segmentation(refs, files), None, None))
         for name, hyps, rtf, peak in results:
             line = row(name, set_name, refs, uem, hyps, rtf, peak)
             lines.append(line)
             print(line, flush=True)
-        if MAIN[0] in systems:
-            model_hyps = next(h for n, h, _, _ in results if n == MAIN[0])
+        if LOCAL_NAME in systems:
+            model_hyps = next(h for n, h, _, _ in results if n == LOCAL_NAME)
             speech += speech_rows(set_name, refs, uem, model_hyps, files)
     if speech:
         lines += ["", SPEECH_HEADER, *speech]
         print("\n".join(["", SPEECH_HEADER, *speech]), flush=True)
     if args.long:
-        long = long_recording([n for n in (MAIN[0], MAIN[2]) if n in systems] or systems[:1])
+        long = long_recording([n for n in (DEFAULT, LOCAL_NAME, MAIN[3]) if n in systems] or systems[:1])
         lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", *long]
         print("\n".join(long), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
