@@ -59,9 +59,8 @@ class SegmentationConfig(Config):
     """Settings of the overlap-aware pipeline (seconds unless noted).
 
     - ``model``: ``default`` (the model shipped with mung), a model file, or ``none`` (the window
-      pipeline: speech detection → windows → window embeddings → clustering, one speaker at a
-      time). ``none`` stays the default until a shipped model beats it: with the first shipped
-      model the window pipeline is still better on all three dev sets (docs/diarization.md).
+      pipeline alone: speech detection → windows → window embeddings → clustering, one speaker
+      at a time).
     - ``mode``: ``overlap`` (the window pipeline finds who speaks; the model finds overlapped
       speech, whose frames get a second speaker: the nearest other speaker in time, see
       :mod:`mung.diarization.overlapped`) or ``local`` (the model's local speakers are embedded,
@@ -98,7 +97,7 @@ class SegmentationConfig(Config):
 
     section: ClassVar[str] = "segmentation"
 
-    model: str = param("none", Type(str))
+    model: str = param("default", Type(str))
     mode: str = param("overlap", Options(MODES))
     overlap_threshold: float | None = param(None, Interval(float, 0, 1, "neither"), None)
     min_overlap: float = param(0.0, Interval(float, 0, None))

@@ -75,8 +75,9 @@ class DiarizationConfig(Config):
     segmentation: SegmentationConfig = param(factory=SegmentationConfig)
 
     def check(self, where: str) -> None:
-        if self.segmentation.enabled and self.clustering.method == "uisrnn":
-            raise MungError("clustering.method 'uisrnn' runs on window embeddings: add --segmentation none")
+        if self.segmentation.local and self.clustering.method == "uisrnn":
+            raise MungError("clustering.method 'uisrnn' runs on window embeddings, not with "
+                            "--segmentation-mode local")
 
 
 @dataclass

@@ -98,9 +98,11 @@ def silero_regions(wav: np.ndarray, threshold: float) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _silero_model():
-    from silero_vad import load_silero_vad
+    from importlib import resources
 
-    return load_silero_vad(sequence=True)
+    from silero_vad.sequence_vad import SileroVADSequence
+
+    return SileroVADSequence(str(resources.files("silero_vad.data") / "silero_vad_16k_sequence.onnx"))
 
 
 def join_close(regions: np.ndarray, max_gap: float) -> np.ndarray:
