@@ -133,6 +133,7 @@ def test_fine_tuning_on_rttm_labelled_audio(small_bank, tmp_path, one_thread):
     assert m["steps"] == 2
     model = SegmentationModel.load(out)
     assert model.meta["trained"]["real_recordings"] == 1
+    assert 0 < model.overlap_threshold < 1 and model.meta["trained"]["overlap_threshold"] == m["overlap_threshold"]
     with pytest.raises(MungError, match="output exists"):
         train_segmentation(folder, out, config=config, log=lambda s: None)
 
@@ -151,6 +152,10 @@ def test_shipped_model_runs_on_a_real_clip():
     assert (hard.sum(-1) <= 2).all()
     silence = model.infer(np.zeros((1, 80000), np.float32), hard=True)
     assert silence.sum() == 0
+    overlap = model.infer_overlap(chunks)  # the pair classes' probability
+    assert overlap.shape == (2, 126) and ((overlap >= 0) & (overlap <= 1)).all()
+    assert np.allclose(overlap, model.infer_powerset(chunks)[..., 4:].sum(-1))
+    assert 0 < model.overlap_threshold < 1  # calibrated when it was trained
     short = model.infer(chunks[:, :40000])  # shorter chunks are fine
     assert short.shape == (2, num_frames(40000), 3)
 
