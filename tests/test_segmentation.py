@@ -133,7 +133,8 @@ def test_fine_tuning_on_rttm_labelled_audio(small_bank, tmp_path, one_thread):
     assert m["steps"] == 2
     model = SegmentationModel.load(out)
     assert model.meta["trained"]["real_recordings"] == 1
-    assert 0 < model.overlap_threshold < 1 and model.meta["trained"]["overlap_threshold"] == m["overlap_threshold"]
+    assert 0 < model.overlap_threshold < 1
+    assert model.meta["trained"]["overlap_threshold"] == m["overlap_threshold"]
     with pytest.raises(MungError, match="output exists"):
         train_segmentation(folder, out, config=config, log=lambda s: None)
 
