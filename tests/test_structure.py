@@ -54,3 +54,15 @@ def test_every_registry_kind_is_populated_and_unknown_names_are_user_errors(kind
     assert registry.names(kind)
     with pytest.raises(mung.MungError, match=f"unknown {kind} 'nope'; choose one of: "):
         registry.create(kind, "nope")
+
+
+def test_torch_free_stages_do_not_load_torch():
+    """The clustering, scoring and RTTM code runs without torch (the package's own names are
+    imported lazily), so a process that only scores never pays for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mung.diarization.clustering, mung.diarization.scoring, mung.diarization.rttm, "
+            "mung.diarization.windows, mung.diarization.resegment; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
