@@ -101,6 +101,22 @@ def test_tiny_clusters_are_folded_not_invented():
     assert len(set(labels)) == 2
 
 
+def test_clusters_under_min_seconds_are_folded_whatever_counted_them():
+    """Three well-separated speakers, the third with 0.8 s of speech (weights in seconds):
+    kept at ``min_cluster_seconds`` 0.5, folded at 1.0 — by the default method too, whose
+    spectral eigen-gap count is otherwise not folded."""
+    x, _ = _blobs([20, 20, 2])
+    w = np.full(len(x), 0.4)
+    for method in ("ahc", "ahc+spectral"):
+        kept = cluster(x, ClusteringConfig(method=method, threshold=0.5, min_cluster_fraction=0.0,
+                                           min_cluster_seconds=0.5), weights=w)
+        folded = cluster(x, ClusteringConfig(method=method, threshold=0.5, min_cluster_fraction=0.0,
+                                             min_cluster_seconds=1.0), weights=w)
+        assert (len(set(kept)), len(set(folded))) == (3, 2), method
+        fixed = cluster(x, ClusteringConfig(method=method, num_speakers=3, min_cluster_seconds=1.0), weights=w)
+        assert len(set(fixed)) == 3  # a known count is never folded
+
+
 def test_resegment_cuts_at_middle_of_overlap():
     windows = np.array([[0.0, 1.5], [0.75, 2.25], [1.5, 3.0], [2.25, 3.75]])
     turns = resegment(windows, np.array([0, 0, 1, 1]), ResegmentConfig(max_gap=0.0))

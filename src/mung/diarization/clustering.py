@@ -29,7 +29,13 @@ MAX_SPEAKERS = 20  # the eigen-gap search range when the user gives no bound
 class ClusteringConfig(Config):
     """``threshold``: cosine distance at which AHC stops merging. ``num_speakers`` fixes the
     count; ``min_speakers``/``max_speakers`` bound it. ``min_cluster_fraction``: clusters
-    holding less than this share of the speech are re-assigned to the nearest larger one.
+    holding less than this share of the speech are re-assigned to the nearest larger one;
+    ``min_cluster_seconds``: so are clusters with less speech than this, whatever the method
+    counted (the embedding weights are the seconds each row stands for). One second — two GE2E
+    windows — is too little to call a speaker: on ami-excerpts, where spectral clustering's
+    eigen-gap found up to 8 speakers in the 12 s of speech of a 3-speaker excerpt, it took the
+    mean |speaker-count error| from 1.38 to 0.88 and DER from 22.6 to 21.3 %, and changed
+    nothing on the calls or sim-dev (chosen on those dev sets).
     ``refine_iterations``: rounds of nearest-centroid re-assignment (cosine k-means) after the
     initial clustering; AHC's greedy merges leave many windows in the wrong cluster.
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
@@ -44,6 +50,7 @@ class ClusteringConfig(Config):
     min_speakers: int = param(1, Interval(int, 1, None))
     max_speakers: int | None = param(None, Interval(int, 1, None), None)
     min_cluster_fraction: float = param(0.05, Interval(float, 0, 1, "left"))
+    min_cluster_seconds: float = param(1.0, Interval(float, 0, None))
     refine_iterations: int = param(10, Interval(int, 0, None))
     model: str | None = param(None, Type(str), None)
     beam_size: int = param(10, Interval(int, 1, None))
@@ -129,14 +136,16 @@ def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
 
 
 def fold_small_clusters(
-    emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, min_fraction: float, min_count: int
+    emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, min_fraction: float, min_count: int,
+    min_weight: float = 0.0,
 ) -> np.ndarray:
-    """Re-assign members of clusters holding < ``min_fraction`` of the total weight to the nearest
-    (cosine, centroid) kept cluster; keep at least ``min_count`` clusters."""
+    """Re-assign members of clusters holding < ``min_fraction`` of the total weight (or less than
+    ``min_weight``) to the nearest (cosine, centroid) kept cluster; keep at least ``min_count``
+    clusters."""
     ids = np.unique(labels)
     mass = np.array([weights[labels == i].sum() for i in ids])
     order = np.argsort(-mass)
-    keep = [ids[j] for j in order if mass[j] >= min_fraction * mass.sum()]
+    keep = [ids[j] for j in order if mass[j] >= max(min_fraction * mass.sum(), min_weight)]
     keep = keep or [ids[order[0]]]
     for j in order[len(keep) :]:
         if len(keep) >= min_count:
@@ -162,11 +171,14 @@ def refine(emb: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
     return labels
 
 
-def fold(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: ClusteringConfig) -> np.ndarray:
-    """:func:`fold_small_clusters` with the config's fraction, unless the count is fixed."""
-    if config.num_speakers is None and config.min_cluster_fraction > 0:
+def fold(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: ClusteringConfig,
+         fraction: bool = True) -> np.ndarray:
+    """:func:`fold_small_clusters` with the config's fraction (unless ``fraction`` is false) and
+    seconds, unless the count is fixed."""
+    share = config.min_cluster_fraction if fraction else 0.0
+    if config.num_speakers is None and (share > 0 or config.min_cluster_seconds > 0):
         lo, _ = config.bounds(len(emb))
-        return fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo)
+        return fold_small_clusters(emb, labels, weights, share, lo, config.min_cluster_seconds)
     return labels
 
 
@@ -186,7 +198,11 @@ def spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarr
 def ahc_spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.ndarray) -> np.ndarray:
     """AHC decides whether there is more than one speaker; spectral clustering how many and who."""
     labels = ahc_method(emb, config, weights)
-    return spectral(emb, config) if len(np.unique(labels)) > 1 else labels
+    if len(np.unique(labels)) < 2:
+        return labels
+    # the eigen-gap count stands, but not for clusters of under ``min_cluster_seconds`` (folding
+    # its clusters by share too raised sim-dev's DER from 7.07 to 7.34 %)
+    return fold(emb, spectral(emb, config), weights, config, fraction=False)
 
 
 def cluster(

@@ -166,7 +166,11 @@ class Diarizer:
         """Speaker label of each window of ``embedded``."""
         config = config or self.config
         w = embedded.windows
-        return cluster(centred(embedded.embeddings, config), config.clustering, weights=w[:, 1] - w[:, 0])
+        # the seconds of speech a window stands for: its length, shared with the windows that
+        # overlap it (shift / window of it for the default 1.5 / 0.75-s windows)
+        share = min(1.0, config.windows.shift / config.windows.window)
+        return cluster(centred(embedded.embeddings, config), config.clustering,
+                       weights=(w[:, 1] - w[:, 0]) * share)
 
     def assign(
         self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None
