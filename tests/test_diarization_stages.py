@@ -113,7 +113,8 @@ def test_clusters_under_min_seconds_are_folded_whatever_counted_them():
         folded = cluster(x, ClusteringConfig(method=method, threshold=0.5, min_cluster_fraction=0.0,
                                              min_cluster_seconds=1.0), weights=w)
         assert (len(set(kept)), len(set(folded))) == (3, 2), method
-        fixed = cluster(x, ClusteringConfig(method=method, num_speakers=3, min_cluster_seconds=1.0), weights=w)
+        fixed = cluster(x, ClusteringConfig(method=method, num_speakers=3, min_cluster_seconds=1.0),
+                        weights=w)
         assert len(set(fixed)) == 3  # a known count is never folded
 
 
