@@ -68,8 +68,9 @@ class SegmentationConfig(Config):
       of a chunk well, which a CPU-trained one does not yet). ``overlap_threshold``: overlap
       probability above which a frame is overlapped (default: the model's own, calibrated on
       held-out simulated chunks when it was trained); ``min_overlap``: shorter overlapped
-      regions are ignored.
-    - ``step``: between chunk starts. ``embed_step``: between the chunks whose local speakers are
+      regions are ignored; ``overlap_step``: between chunk starts in this mode (2 s gave the
+      same DER as 1 s on the three dev sets, within 0.08 points, at 40 % of the model's cost).
+    - ``step``: between chunk starts (local mode). ``embed_step``: between the chunks whose local speakers are
       embedded (a multiple of ``step``); the local speakers of other chunks take the global speaker
       of the embedded local speaker whose activity they match best in a chunk at most
       ``embed_step`` away, if they share ``min_link`` of activity. Embeddings are the slow part:
@@ -101,6 +102,7 @@ class SegmentationConfig(Config):
     mode: str = param("overlap", Options(MODES))
     overlap_threshold: float | None = param(None, Interval(float, 0, 1, "neither"), None)
     min_overlap: float = param(0.0, Interval(float, 0, None))
+    overlap_step: float = param(2.0, Interval(float, 0, None, "neither"))
     step: float = param(1.0, Interval(float, 0, None, "neither"))
     embed_step: float = param(5.0, Interval(float, 0, None, "neither"))
     batch_size: int = param(32, Interval(int, 1, None))

@@ -158,7 +158,7 @@ class Diarizer:
         out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
         if self.detector is not None and not self.config.segmentation.exclusive:
             seg = self.config.segmentation
-            out.overlap = overlap_probability(self.detector, wav, seg.step, seg.batch_size)
+            out.overlap = overlap_probability(self.detector, wav, seg.overlap_step, seg.batch_size)
             out.overlap_step = self.detector.frame_step
         return out
 
