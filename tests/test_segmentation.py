@@ -149,8 +149,17 @@ def test_shipped_model_runs_on_a_real_clip():
     assert len(model.frame_times()) == model.num_frames and model.frame_step == pytest.approx(0.04)
     assert ((probs >= 0) & (probs <= 1)).all()
     hard = model.infer(chunks, hard=True)
-    assert (hard.sum(-1) >= 1).mean() > 0.5  # a meeting: people talk most of the time
     assert (hard.sum(-1) <= 2).all()
+    # the whole 30-s clip (AMI EN2001a, 59 % speech) in six chunks against its reference:
+    # the shipped model measured speech recall 0.90 at precision 0.78
+    from mung.diarization.detection import speakers_per_frame
+    from mung.diarization.rttm import read_rttm
+
+    ref = read_rttm(data_dir("diarization", "ami-excerpts") / "ami-excerpts.rttm")["EN2001a_0000-0030"]
+    whole = model.infer(audio.load(DEMO).reshape(6, -1), hard=True)[:, :125]  # 125 frames = 5 s
+    said = whole.sum(-1).ravel() >= 1
+    truth = speakers_per_frame(ref, 0.0, 30.0, frame=model.frame_step)[: len(said)] >= 1
+    assert (said & truth).sum() / truth.sum() > 0.8 and (said & truth).sum() / said.sum() > 0.65
     silence = model.infer(np.zeros((1, 80000), np.float32), hard=True)
     assert silence.sum() == 0
     overlap = model.infer_overlap(chunks)  # the pair classes' probability
