@@ -57,7 +57,7 @@ def test_overlap_mode_adds_second_speakers_inside_detected_overlap(capsys, overl
     """The default mode keeps every turn of the window pipeline and adds turns of a second
     speaker only where the model's overlap probability is above the threshold."""
     from mung.diarization.overlap import SegmentationConfig
-    from mung.diarization.overlapped import overlap_probability
+    from mung.diarization.overlapped import detect_overlap
 
     src, out = overlap_run
     windows = _diarize(capsys, out / "w0", src, "--segmentation", "none")
@@ -65,7 +65,7 @@ def test_overlap_mode_adds_second_speakers_inside_detected_overlap(capsys, overl
     added = [t for t in hyp.turns if t not in windows.turns]
     assert set(windows.turns) <= set(hyp.turns) and added and _overlaps(hyp) > 0.5
     model = SegmentationModel.load("default")
-    p = overlap_probability(model, audio.load(src), SegmentationConfig().overlap_step)
+    p = detect_overlap(model, audio.load(src), SegmentationConfig().overlap_step)
     for t in added:
         frames = p[int(round(t.start / model.frame_step)) : int(round(t.end / model.frame_step)) + 1]
         assert frames.max() > 0.3, t

@@ -60,6 +60,10 @@ def test_too_many_speakers_for_the_audio_is_a_warning(clip20, capsys):
      "The 'embedding.center' parameter must be a float in [0, 1]. Got 5 instead."),
     ("embedding:\n  device: banana\n",
      "The 'embedding.device' parameter must be one of 'auto', 'cpu', 'cuda'"),
+    ("segmentation:\n  overlap_threshold: 1.5\n",
+     "The 'segmentation.overlap_threshold' parameter must be a float in (0, 1) or None. Got 1.5 instead."),
+    ("segmentation:\n  mode: nope\n",
+     "The 'segmentation.mode' parameter must be a str among {'overlap', 'local'}. Got 'nope' instead."),
 ])
 def test_bad_config_values_fail_at_load_naming_key_allowed_and_bad_value(tmp_path, capsys, yaml_text,
                                                                         message):

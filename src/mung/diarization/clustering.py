@@ -10,7 +10,7 @@ nearest large cluster, so short noisy windows do not become invented speakers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -171,14 +171,12 @@ def refine(emb: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
     return labels
 
 
-def fold(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: ClusteringConfig,
-         fraction: bool = True) -> np.ndarray:
-    """:func:`fold_small_clusters` with the config's fraction (unless ``fraction`` is false) and
-    seconds, unless the count is fixed."""
-    share = config.min_cluster_fraction if fraction else 0.0
-    if config.num_speakers is None and (share > 0 or config.min_cluster_seconds > 0):
+def fold(emb: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: ClusteringConfig) -> np.ndarray:
+    """:func:`fold_small_clusters` with the config's share and seconds, unless the count is fixed."""
+    if config.num_speakers is None and (config.min_cluster_fraction > 0 or config.min_cluster_seconds > 0):
         lo, _ = config.bounds(len(emb))
-        return fold_small_clusters(emb, labels, weights, share, lo, config.min_cluster_seconds)
+        return fold_small_clusters(emb, labels, weights, config.min_cluster_fraction, lo,
+                                   config.min_cluster_seconds)
     return labels
 
 
@@ -202,7 +200,7 @@ def ahc_spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.n
         return labels
     # the eigen-gap count stands, but not for clusters of under ``min_cluster_seconds`` (folding
     # its clusters by share too raised sim-dev's DER from 7.07 to 7.34 %)
-    return fold(emb, spectral(emb, config), weights, config, fraction=False)
+    return fold(emb, spectral(emb, config), weights, replace(config, min_cluster_fraction=0.0))
 
 
 def cluster(

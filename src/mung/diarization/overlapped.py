@@ -20,7 +20,7 @@ import numpy as np
 from mung.arrays import runs
 from mung.audio import SAMPLE_RATE
 from mung.diarization.overlap import sliding_chunks
-from mung.diarization.reconstruct import overlap_add
+from mung.diarization.reconstruct import chunk_mean
 from mung.diarization.rttm import Turn
 from mung.torchutil import torch_threads
 
@@ -40,8 +40,8 @@ class OverlapDetector(Protocol):
     def infer_overlap(self, chunks: np.ndarray) -> np.ndarray: ...
 
 
-def overlap_probability(model: OverlapDetector, wav: np.ndarray, step: float = 1.0,
-                        batch_size: int = 32) -> np.ndarray:
+def detect_overlap(model: OverlapDetector, wav: np.ndarray, step: float = 2.0,
+                   batch_size: int = 32) -> np.ndarray:
     """Per model frame of the recording (frame ``i`` centred at ``i * model.frame_step`` s), the
     overlap probability averaged over the chunks (``step`` s apart) that cover it. The model runs
     on one torch thread (faster than two on a shared 2-core machine)."""
@@ -50,11 +50,9 @@ def overlap_probability(model: OverlapDetector, wav: np.ndarray, step: float = 1
     with torch_threads(1):
         probs = [model.infer_overlap(c) for c in sliding_chunks(wav, model.chunk_samples, step_samples,
                                                                  batch_size)]
-    probs = np.concatenate(probs).astype(np.float64)
-    total = overlap_add(probs, step_frames)
-    covered = overlap_add(np.ones_like(probs), step_frames)
+    mean = chunk_mean(np.concatenate(probs).astype(np.float64), step_frames)
     n = int(np.ceil(len(wav) / SAMPLE_RATE / model.frame_step))
-    return (total / np.maximum(covered, 1))[: max(n, 1)].astype(np.float32)
+    return mean[: max(n, 1)].astype(np.float32)
 
 
 def overlapped_regions(probability: np.ndarray, frame_step: float, threshold: float,

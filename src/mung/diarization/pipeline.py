@@ -27,7 +27,7 @@ from mung.diarization.overlap import (
 from mung.diarization.overlapped import (
     OverlapDetector,
     add_second_speaker,
-    overlap_probability,
+    detect_overlap,
     overlapped_regions,
 )
 from mung.diarization.resegment import ResegmentConfig, resegment
@@ -92,6 +92,7 @@ class Embedded:
     wav: np.ndarray | None = None  # kept only to name known speakers
     overlap: np.ndarray | None = None  # per model frame: overlap probability (segmentation on)
     overlap_step: float = 0.0
+    overlap_threshold: float = 0.5  # the model's calibrated one
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -158,8 +159,9 @@ class Diarizer:
         out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
         if self.detector is not None and not self.config.segmentation.exclusive:
             seg = self.config.segmentation
-            out.overlap = overlap_probability(self.detector, wav, seg.overlap_step, seg.batch_size)
+            out.overlap = detect_overlap(self.detector, wav, seg.overlap_step, seg.batch_size)
             out.overlap_step = self.detector.frame_step
+            out.overlap_threshold = self.detector.overlap_threshold
         return out
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
@@ -193,9 +195,7 @@ class Diarizer:
         one = config.clustering.num_speakers == 1
         if embedded.overlap is None or not seg.enabled or seg.exclusive or one:
             return turns
-        threshold = seg.overlap_threshold
-        if threshold is None:
-            threshold = self.detector.overlap_threshold if self.detector is not None else 0.5
+        threshold = embedded.overlap_threshold if seg.overlap_threshold is None else seg.overlap_threshold
         regions = overlapped_regions(embedded.overlap, embedded.overlap_step, threshold, seg.min_overlap)
         return add_second_speaker(turns, regions, embedded.duration)
 

@@ -32,15 +32,19 @@ def overlap_add(values: np.ndarray, step_frames: int) -> np.ndarray:
     return out
 
 
+def chunk_mean(values: np.ndarray, step_frames: int) -> np.ndarray:
+    """Per recording frame, the mean of per-chunk values ``[C, F]`` over the chunks covering it."""
+    covered = overlap_add(np.ones(values.shape[:2]), step_frames)
+    return overlap_add(values, step_frames) / np.maximum(covered, 1)
+
+
 def speaker_count(activities: np.ndarray, step_frames: int, onset: float | None = None) -> np.ndarray:
     """Mean number of active local speakers per recording frame, over the chunks covering it
     (``activities``: ``[C, F, S]`` in [0, 1]). With ``onset`` a local speaker counts when its
     activity is above it; without, the count is the sum of the activities (the expected count:
     a powerset model unsure *which* local speaker talks still says *that* one does)."""
-    c, f, _ = activities.shape
     active = (activities > onset if onset is not None else activities).sum(-1).astype(np.float64)
-    covered = overlap_add(np.ones((c, f)), step_frames)
-    return overlap_add(active, step_frames) / np.maximum(covered, 1)
+    return chunk_mean(active, step_frames)
 
 
 def clustered_scores(
