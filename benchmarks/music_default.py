@@ -11,6 +11,7 @@ predictions (networks excluded) and on val; ``--ship A+B`` writes the named ense
 ``--weights`` (fp16 safetensors; each file's metadata holds the ensemble's val metrics).
 
     python benchmarks/music_default.py [--net /tmp/music-runs/cnn60] [--ship richstats+melstats]
+    python benchmarks/music_default.py --restamp   # the stored val metrics only, after a front-end change
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mung import checkpoint
 from mung.music.data import MelCache, encode, read_dataset
 from mung.music.ensemble import Ensemble
 from mung.music.evaluate import evaluate
@@ -80,7 +82,13 @@ def main() -> None:
     ap.add_argument("--ship", help="Members to ship joined by '+' (e.g. richstats-mlp+melstats-mlp), or "
                     "'auto': the best out-of-fold ensemble, plus each --net that raises the val score.")
     ap.add_argument("--weights", default=str(ROOT / "src" / "mung" / "music" / "weights"))
+    ap.add_argument("--restamp", action="store_true",
+                    help="Only recompute the shipped files' stored val metrics (after a front-end change).")
     args = ap.parse_args()
+    if args.restamp:
+        shipped = sorted(Path(args.weights).glob("*.safetensors"))
+        print(json.dumps(stamp(shipped, args.data), indent=1))
+        return
     torch.set_num_threads(1)
     t0 = time.process_time()
     data = read_dataset(args.data)
@@ -182,12 +190,19 @@ def ship(names: list[str], models: dict, val_metrics: dict, args, data) -> None:
     for p in paths:  # one mood threshold for the ensemble, then its val metrics from these files
         ck = Ensemble([p]).members[0]
         save_checkpoint(p, ck.model, {**ck.meta, "mood_threshold": thr}, force=True, half=True)
-    ens_metrics = evaluate(paths, args.data, "val", progress=False)
-    for p in paths:
-        ck = Ensemble([p]).members[0]
-        save_checkpoint(p, ck.model, {**ck.meta, "default_ensemble": {
-            "members": [q.name for q in paths], "val_metrics": ens_metrics}}, force=True, half=True)
+    ens_metrics = stamp(paths, args.data)
     print(f"shipped (mood threshold {thr:.3f})", [p.name for p in paths], json.dumps(ens_metrics, indent=1))
+
+
+def stamp(paths: list[Path], data: str) -> dict:
+    """Store the ensemble's val metrics, recomputed from the files in ``paths``, in each of them
+    (the tensors are written back as they were read)."""
+    ens_metrics = evaluate(paths, data, "val", progress=False)
+    for p in paths:
+        tensors, meta = checkpoint.load(p)
+        checkpoint.save(p, tensors, {**meta, "default_ensemble": {
+            "members": [q.name for q in paths], "val_metrics": ens_metrics}}, force=True)
+    return ens_metrics
 
 
 if __name__ == "__main__":

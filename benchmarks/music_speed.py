@@ -59,7 +59,7 @@ def main() -> None:
         print(rows[-1], flush=True)
 
     waves, w, c = _timed(lambda: [audio.load(f) for f in files])
-    row("decode (soundfile / libsndfile, Opus → 16 kHz mono)", w, c)
+    row("decode (audio.load: FFmpeg Opus 48 kHz → soxr → 16 kHz mono)", w, c)
     mels, w, c = _timed(lambda: [mel_from_wave(x) for x in waves])
     row("mel front-end (numpy STFT + Slaney filters)", w, c)
     shipped = default_checkpoints()

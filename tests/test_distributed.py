@@ -49,10 +49,14 @@ def test_batch_smaller_than_the_processes_is_one_line(tmp_path):
 def test_speaker_training_two_processes_with_resume_match_one(tmp_path):
     """ResNetSE34L, angular prototypical loss over the global batch (embeddings gathered from
     both processes): 2 epochs in one process == 1 epoch in one process resumed for the second
-    epoch in two (measured: weights within 4.8e-6). The first epoch is shared because Adam's first
-    step is lr × sign(gradient): a gradient within float error of 0 can move a weight by 2 × lr."""
+    epoch in two (measured: embeddings within 4e-4 of their scale). The first epoch is shared
+    because Adam's first step is lr × sign(gradient): a gradient within float error of 0 can move
+    a weight by 2 × lr."""
+    import numpy as np
+    import torch
     from conftest import data_dir
 
+    from mung import audio
     from mung.speaker.model_io import load_speaker_model
     from mung.speaker.train import SpeakerTrainConfig
     from mung.speaker.train import train_processes as train_speaker
@@ -71,6 +75,13 @@ def test_speaker_training_two_processes_with_resume_match_one(tmp_path):
     train_speaker(cfg("two", 1), nproc=1)
     two = train_speaker(cfg("two", 2), resume=True, nproc=2)
     assert two["epoch"] == 2 and two["loss"] == pytest.approx(one["loss"], abs=1e-4)
-    a = load_speaker_model(tmp_path / "one" / "model.pt").model.state_dict()
-    b = load_speaker_model(tmp_path / "two" / "model.pt").model.state_dict()
-    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
+    a = load_speaker_model(tmp_path / "one" / "model.pt").model
+    b = load_speaker_model(tmp_path / "two" / "model.pt").model
+    # Weights are compared through what they compute: Adam divides each step by the gradient's
+    # own scale, so weights whose gradients are within float error of 0 can drift by ~lr
+    # without changing the network (measured: weights up to 4.8e-4 apart, embeddings 7e-5 of 0.2)
+    wav = torch.from_numpy(np.stack([audio.load(speech / line.split()[1], duration=1.0)
+                                     for line in lines[::2]]))
+    with torch.no_grad():
+        ea, eb = a(wav), b(wav)
+    assert (ea - eb).abs().max().item() < 1e-3 * ea.abs().max().item()

