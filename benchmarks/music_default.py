@@ -4,13 +4,16 @@ For each hand-crafted member (``melstats``, ``richstats``, linear heads fitted b
 features of every clip once, weight decay per task picked by 5-fold artist-disjoint
 cross-validation on the **train** split (``artists.csv``), mood threshold tuned on the
 out-of-fold scores; then fitted on all of train and scored on val, which took no part in any
-choice. Trained network runs (``--net RUN``, e.g. from ``mung music train``) join as candidate
-members with their val scores only (networks have no out-of-fold scores on a CPU budget).
-Equal-weight ensembles of every subset are scored on the cross-validated members' out-of-fold
-predictions (networks excluded) and on val; ``--ship A+B`` writes the named ensemble to
-``--weights`` (fp16 safetensors; each file's metadata holds the ensemble's val metrics).
+choice. Trained network runs (``--net RUN``) join as candidate members: a folder made by
+``music_net_cv.py`` (``RUN/fold0..4`` trained on the same artist folds, ``RUN/full`` on all of
+train) brings out-of-fold scores like the hand-crafted members; a plain ``mung music train`` run
+brings its val scores only. Equal-weight ensembles of every subset are scored on the out-of-fold
+predictions (members without folds excluded) and on val; ``--ship auto`` takes the best
+out-of-fold ensemble (plus each fold-less network that raises the val score), ``--ship A+B``
+the named one, and writes it to ``--weights`` (fp16 safetensors; each file's metadata holds the
+ensemble's val metrics).
 
-    python benchmarks/music_default.py [--net /tmp/music-runs/cnn60] [--ship richstats+melstats]
+    python benchmarks/music_default.py [--net /tmp/music-runs/cnn60cv] [--ship auto|richstats-lr+cnn60cv]
     python benchmarks/music_default.py --restamp   # the stored val metrics only, after a front-end change
 """
 
@@ -123,13 +126,20 @@ def main() -> None:
         model = fit_member(spec, f_tr, ys, ym, best)
         val_probs[name] = predict_features(model, f_va, len(val))
         models[name] = (model, {"spec": spec, "setting": best}, thr)
-    for run in args.net:
-        while not (Path(run) / "model.safetensors").exists():  # a run still training
+    for run in map(Path, args.net):
+        name, full = run.name, run / "full" if (run / "full").is_dir() else run
+        while not (full / "model.safetensors").exists():  # a run still training
             time.sleep(30)
-        ens = Ensemble([run])
-        name = Path(run).name
-        val_probs[name] = ens.predict_mels(load_mels([t.path for t in val], ens.members[0].mel))
-        models[name] = (run, None, ens.threshold)
+        ens = Ensemble([full])
+        val_probs[name] = aligned(ens, ens.predict_mels(load_mels([t.path for t in val], ens.members[0].mel)),
+                                  data)
+        models[name] = (full, None, ens.threshold)
+        if (run / "fold0").is_dir():  # fold runs of music_net_cv.py: out-of-fold scores like the others
+            oof[name] = net_oof(run, train, data, args.data)
+            models[name] = (full, None, tune_threshold(ym, oof[name]["mood"]))  # as for the others
+            c = oof_scores(ys, ym, oof[name], [])
+            cv_lines.append(f"| {name} | folds of {run} | {c['station_accuracy']:.3f} "
+                            f"| {c['mood_macro_pr_auc']:.3f} | – |")
     print("\n| CV on train, 5 artist folds | setting | station acc | mood PR-AUC | mood µF1@cv-tuned |")
     print("\n".join(cv_lines))
     print("\n| member or ensemble (val; µF1@tuned: threshold from train out-of-fold) | station acc "
@@ -153,7 +163,7 @@ def main() -> None:
     print(f"\n(CPU time so far {time.process_time() - t0:.0f} s)")
     if args.ship == "auto":
         chosen = list(max(scored)[1])
-        for net in args.net:  # networks have val scores only: kept if they raise the val sum
+        for net in [n for n in args.net if Path(n).name not in oof]:  # no folds: kept if it raises val
             def val_sum(c):
                 pv = {t: np.mean([val_probs[n][t] for n in c], 0) for t in ("station", "mood")}
                 m = station_metrics(ys_va, pv["station"]) | mood_metrics(ym_va, pv["mood"], data.moods)
@@ -161,10 +171,38 @@ def main() -> None:
             if val_sum(chosen + [Path(net).name]) > val_sum(chosen):
                 chosen.append(Path(net).name)
         args.ship = "+".join(chosen)
-        print(f"auto choice: {args.ship} (cross-validated members by out-of-fold score; networks by val)")
+        print(f"auto choice: {args.ship} (members with folds by out-of-fold score; networks without by val)")
     if args.ship:
         ship(args.ship.split("+"), models, member_val, args, data)
     print(f"total CPU time {time.process_time() - t0:.0f} s")
+
+
+def aligned(ens: Ensemble, probs: dict, data) -> dict:
+    """``probs`` of ``ens`` with columns in the data set's station / mood order (a fold run's
+    vocabulary lacks the tags that occur only outside its training clips: probability 0)."""
+    out = {}
+    for task, names, vocab in (("station", ens.stations, data.stations), ("mood", ens.moods, data.moods)):
+        out[task] = np.zeros((len(probs[task]), len(vocab)))
+        cols = [vocab.index(n) for n in names]
+        out[task][:, cols] = probs[task]
+    return out
+
+
+def net_oof(run: Path, train: list, data, folder: str) -> dict:
+    """Out-of-fold probabilities of a network from its fold runs (``run/fold{k}`` trained without
+    fold ``k`` of :func:`music_net_cv.fold_splits`)."""
+    from music_net_cv import fold_splits
+
+    tracks, splits = fold_splits(Path(folder))
+    assert [t.path for t in tracks] == [t.path for t in train]
+    probs = {"station": np.zeros((len(train), len(data.stations))),
+             "mood": np.zeros((len(train), len(data.moods)))}
+    for k, (_, held) in enumerate(splits):
+        ens = Ensemble([run / f"fold{k}"])
+        p = aligned(ens, ens.predict_mels(load_mels([train[i].path for i in held], ens.members[0].mel)), data)
+        for task in probs:
+            probs[task][held] = p[task]
+    return probs
 
 
 def ship(names: list[str], models: dict, val_metrics: dict, args, data) -> None:

@@ -103,6 +103,20 @@ def test_prior_bias_gives_nonzero_micro_f1_after_one_epoch(tmp_path):
     assert res.metrics["mood_micro_f1@0.5"] > uninformed.metrics["mood_micro_f1@0.5"] + 0.1
 
 
+def test_keep_last_runs_every_epoch_and_keeps_the_last(tmp_path):
+    """``keep="last"``: no early stopping and no choice on val; ``best`` stops after ``patience``."""
+    labels = _tiny_mood_set(tmp_path / "labels.csv")
+    cfg = MusicTrainConfig(task="mood", model="melstats", epochs=4, crop_frames=64, lr=1e-6, patience=1)
+    cache = MelCache(cfg.mel)
+    last = train(MusicTrainConfig(**{**cfg.__dict__, "keep": "last"}), labels, tmp_path / "last",
+                 progress=False, cache=cache)
+    assert len(last.history) == 4 and read_meta(last.checkpoint)["kept_epoch"] == 4
+    best = train(cfg, labels, tmp_path / "best", progress=False, cache=cache)
+    meta = read_meta(best.checkpoint)
+    assert meta["kept_epoch"] == meta["best_epoch"] == best.best_epoch
+    assert len(best.history) <= best.best_epoch + 1  # stopped one stale epoch after its best
+
+
 def test_init_mood_bias_is_the_prior_logit():
     model = build({"name": "melstats", "heads": {"mood": 3}})
     ym = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)

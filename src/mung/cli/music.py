@@ -80,6 +80,8 @@ def _train_choices(name: str, section: str = "") -> LazyChoice:
     "loss": (_train_choices("loss"), "Station loss (default ce; mood always BCE)."),
     "mixup": (float, "Mixup Beta(α, α); 0 = off (default)."),
     "freq-mask": (int, "Max frequency-mask width; 0 = off (default)."), "patience": (int, "Default 8."),
+    "keep": (_train_choices("keep"), "best: the best epoch on val (early stopping; default); last: the "
+             "last epoch, val only reported."),
     "seed": (int, "Default 0."),
 })
 @click.option("--device", help="Default auto.")
@@ -90,7 +92,7 @@ def _train_choices(name: str, section: str = "") -> LazyChoice:
               help="Data-parallel processes (DDP; global batch and lr unchanged). Or run under torchrun.")
 @config_options
 def train(data, out_dir, model_args, normalisation, force, config_file, show_config, nproc, **opts):
-    """Train a station / mood / multi-task model (early stopping on the val split)."""
+    """Train a station / mood / multi-task model (early stopping on the val split, or --keep last)."""
     from mung.distributed import is_main
     from mung.music.train import MusicTrainConfig
     from mung.music.train import train_processes as run
@@ -104,7 +106,9 @@ def train(data, out_dir, model_args, normalisation, force, config_file, show_con
     if not is_main():
         return
     shown = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
-    click.echo(f"best epoch {result.best_epoch}: {shown}")
+    kept = f"last epoch ({cfg.epochs} run; best on val: {result.best_epoch})" if cfg.keep == "last" \
+        else f"best epoch {result.best_epoch}"
+    click.echo(f"{kept}: {shown}")
     click.echo(f"checkpoint {result.checkpoint}")
 
 

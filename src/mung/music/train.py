@@ -55,6 +55,9 @@ class MusicTrainConfig(Config):
     mixup: float = param(0.0, Interval(float, 0, None))  # Beta(α, α) mixup; 0 = off
     freq_mask: int = param(0, Interval(int, 0, None))  # max width of one random frequency mask; 0 = off
     patience: int = param(8, Interval(int, 1, None))  # epochs without improvement before stopping
+    # best: the epoch with the best val score (early stopping after ``patience``); last: every
+    # epoch is run and the last one kept, so val is only reported, never used to choose
+    keep: str = param("best", Options(("best", "last")))
     mood_prior: bool = param(True, Type(bool))  # mood-head bias = logit of each tag's training prevalence
     seed: int = param(0, Interval(int, 0, None))
     device: str = param("auto", DEVICE)
@@ -228,12 +231,14 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{score(metrics):.3f}")
         if score(metrics) > best:
             best, best_epoch, stale = score(metrics), epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
+            if cfg.keep == "best":
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif cfg.keep == "best":
             stale += 1
             if stale >= cfg.patience:
                 break
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     metrics, probs = evaluate_split(model, mels_va, ys_va, ym_va, cfg, device, data.moods)
     if "mood" in probs:
         thr = tune_threshold(ym_va, probs["mood"])
@@ -245,7 +250,8 @@ def train(cfg: MusicTrainConfig, data_path: os.PathLike, out_dir: os.PathLike, f
         "moods": data.moods if "mood" in heads else [], "mel": cfg.mel.to_dict(),
         "crop_frames": cfg.crop_frames, "mood_threshold": metrics.get("mood_threshold", 0.5),
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "mel"}, "best_epoch": best_epoch,
-        "val_metrics": metrics, "data": str(data_path),
+        "kept_epoch": best_epoch if cfg.keep == "best" else history[-1]["epoch"], "val_metrics": metrics,
+        "data": str(data_path),
     }
     ckpt = out_dir / CHECKPOINT_NAME
     if main:  # one writer; the others wait so that the run folder is complete when all return
