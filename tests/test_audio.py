@@ -85,6 +85,21 @@ def test_m4a_aac_decodes(tmp_path, ami_dir):
     assert np.corrcoef(back[lag : lag + 16000], ref[:16000])[0, 1] > 0.9
 
 
+def test_video_without_sound_is_one_line(tmp_path):
+    import av
+
+    path = tmp_path / "silent-film.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=5)
+        stream.width, stream.height = 32, 32
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(MungError, match=r"silent-film.mp4: not a readable audio file \(no audio stream\)"):
+        audio.load(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(MungError, match="nope.wav: file not found"):
         audio.load(tmp_path / "nope.wav")

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.fft
@@ -28,6 +29,10 @@ import soundfile as sf
 import soxr
 
 from mung.errors import MungError
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".oga", ".aiff", ".aif",
@@ -56,38 +61,33 @@ def _check_path(path: Path) -> None:
         raise MungError(f"{path}: is a directory, not an audio file")
 
 
-def _libsndfile(path: Path) -> sf.SoundFile | None:
-    """The file opened by libsndfile, or ``None`` when FFmpeg should decode it (Opus, or a
-    format libsndfile does not read)."""
+def _sf_open(path: Path) -> sf.SoundFile | None:
+    """The file opened by libsndfile, or ``None`` when libsndfile does not read its format."""
     try:
-        f = sf.SoundFile(str(path))
+        return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None
-    if f.subtype == "OPUS":
-        f.close()
-        return None
-    return f
 
 
-def _ffmpeg(path: Path, error: str = "not a readable audio file"):  # -> (av container, audio stream)
+def _ffmpeg(path: Path) -> tuple[InputContainer, AudioStream]:
     import av  # imported on first use: 0.08 s that WAV and FLAC users need not pay
 
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise MungError(f"{path}: {error} ({exc})") from None
+        raise MungError(f"{path}: not a readable audio file ({exc})") from None
     if not container.streams.audio:
         container.close()
-        raise MungError(f"{path}: {error} (no audio stream)")
+        raise MungError(f"{path}: not a readable audio file (no audio stream)")
     return container, container.streams.audio[0]
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Sample rate, channels and length of ``path`` without decoding it (for files FFmpeg
+    """Sample rate, channels and length of ``path`` without decoding it (for files only FFmpeg
     reads, the length its container states)."""
     path = Path(path)
     _check_path(path)
-    f = _libsndfile(path)
+    f = _sf_open(path)
     if f is not None:
         with f:
             return AudioInfo(path, f.samplerate, f.channels, f.frames)
@@ -126,7 +126,8 @@ def _sndfile_blocks(path: Path, f: sf.SoundFile, first: int, count: int, size: i
         raise MungError(f"{path}: audio data is corrupt ({exc})") from None
 
 
-def _ffmpeg_blocks(path: Path, container, stream, first: int, count: int, size: int) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(path: Path, container: InputContainer, stream: AudioStream, first: int, count: int,
+                   size: int) -> Iterator[np.ndarray]:
     """The same from FFmpeg: frames converted to planar float and gathered a second at a time
     (per-frame numpy calls cost more than decoding a 20-ms Opus frame), channels averaged,
     placed by the first frame's time stamp; a start past ``PREROLL`` seconds seeks, decoding
@@ -189,7 +190,10 @@ def _source(path: str | os.PathLike) -> Iterator[tuple[int, Callable[[int, int, 
     or FFmpeg (see the module docstring)."""
     path = Path(path)
     _check_path(path)
-    f = _libsndfile(path)
+    f = _sf_open(path)
+    if f is not None and f.subtype == "OPUS":  # FFmpeg's Opus decoder is the faster one
+        f.close()
+        f = None
     if f is not None:
         with f:
             if f.frames == 0:
