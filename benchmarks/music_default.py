@@ -198,6 +198,8 @@ def net_oof(run: Path, train: list, data, folder: str) -> dict:
     probs = {"station": np.zeros((len(train), len(data.stations))),
              "mood": np.zeros((len(train), len(data.moods)))}
     for k, (_, held) in enumerate(splits):
+        while not (run / f"fold{k}" / "model.safetensors").exists():  # a fold still training
+            time.sleep(30)
         ens = Ensemble([run / f"fold{k}"])
         p = aligned(ens, ens.predict_mels(load_mels([train[i].path for i in held], ens.members[0].mel)), data)
         for task in probs:

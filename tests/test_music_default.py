@@ -128,7 +128,11 @@ def test_init_mood_bias_is_the_prior_logit():
 def test_shipped_default_tags_a_real_clip_and_is_an_ensemble_of_kinds():
     paths = default_checkpoints()
     metas = [read_meta(p) for p in paths]
-    assert len({m["spec"]["name"] for m in metas}) == len(paths) >= 2
+    # a kind: the features a member reads and the head on them (linear, or one hidden layer);
+    # no two members of one kind, and more than one feature set or architecture among them
+    kinds = {(m["spec"]["name"], "mlp" if m["spec"].get("kwargs", {}).get("hidden") else "linear")
+             for m in metas}
+    assert len(kinds) == len(paths) >= 2 and len({m["spec"]["name"] for m in metas}) >= 2
     assert sum(p.stat().st_size for p in paths) < 8e6
     (row,) = tag([], [MUSIC / "audio" / "MT0000082187.ogg"])
     assert row["station"] in {"Q1", "Q2", "Q3", "Q4"} and len(row["mood_scores"]) == 50
