@@ -93,7 +93,8 @@ def test_one_speaker_baseline_matches_data_readme(ami_dir):
 
 def test_unknown_hypothesis_uri():
     with pytest.raises(MungError, match=r"no hypothesis uri is scored \(hypotheses: zzz; scored: a\)"), \
-            pytest.warns(UserWarning, match="not in the reference"):
+            pytest.warns(UserWarning, match="not in the reference"), \
+            pytest.warns(UserWarning, match="with no hypothesis, scored as all missed"):
         score({"a": _d("a", (0, 1, "A"))}, {"zzz": _d("zzz", (0, 1, "A"))})
 
 
