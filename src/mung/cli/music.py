@@ -81,7 +81,7 @@ def _train_choices(name: str, section: str = "") -> LazyChoice:
     "mixup": (float, "Mixup Beta(α, α); 0 = off (default)."),
     "freq-mask": (int, "Max frequency-mask width; 0 = off (default)."), "patience": (int, "Default 8."),
     "keep": (_train_choices("keep"), "best: the best epoch on val (early stopping; default); last: the "
-             "last epoch, val only reported."),
+             "last epoch (val does not choose it)."),
     "seed": (int, "Default 0."),
 })
 @click.option("--device", help="Default auto.")

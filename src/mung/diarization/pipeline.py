@@ -161,7 +161,7 @@ class Diarizer:
         detector = None if seg.exclusive else self.detector
         # Overlap detection needs only the audio, so it runs on a second thread beside speech
         # detection and the window embeddings, each stage on one torch thread. On two cores the
-        # overlap model's wall cost fell from +23 % to +4 % of the window pipeline's (a 1-hour
+        # overlap model's wall cost fell from +23 % to +2 % of the window pipeline's (a 1-hour
         # file: 38.1 → 27.8 s end to end, start-up included); the output is the same.
         with torch_threads(1):
             overlap = (self._overlap_thread.submit(detect_overlap, detector, wav, seg.overlap_step,

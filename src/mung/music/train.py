@@ -56,7 +56,8 @@ class MusicTrainConfig(Config):
     freq_mask: int = param(0, Interval(int, 0, None))  # max width of one random frequency mask; 0 = off
     patience: int = param(8, Interval(int, 1, None))  # epochs without improvement before stopping
     # best: the epoch with the best val score (early stopping after ``patience``); last: every
-    # epoch is run and the last one kept, so val is only reported, never used to choose
+    # epoch is run and the last one kept, so val does not choose the epoch (the stored mood
+    # threshold is still tuned on val, as with ``best``)
     keep: str = param("best", Options(("best", "last")))
     mood_prior: bool = param(True, Type(bool))  # mood-head bias = logit of each tag's training prevalence
     seed: int = param(0, Interval(int, 0, None))
