@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +38,14 @@ from mung.music.metrics import mood_metrics, station_metrics, tune_threshold
 from mung.music.model_io import export
 from mung.music.model_io import save_music_model as save_checkpoint
 from mung.music.models import build
-from mung.music.predict import load_mels
 from mung.music.statsfit import (
     CropFeatures,
+    artist_folds,
     crop_features,
     cross_validate,
     fit_member,
     oof_scores,
     predict_features,
-    read_artists,
 )
 from mung.torchutil import count_parameters
 
@@ -98,8 +98,7 @@ def main() -> None:
     cache = MelCache(MelConfig(), args.cache)
     folder = Path(args.cache)
     train, val = data.split("train"), data.split("val")
-    artists = read_artists(Path(args.data) / "artists.csv")
-    groups = np.array([artists[t.path.stem] for t in train])
+    splits = artist_folds(train, Path(args.data) / "artists.csv")
     ys, ym = encode(train, data.stations, data.moods)
     ys_va, ym_va = encode(val, data.stations, data.moods)
     heads = {"station": len(data.stations), "mood": len(data.moods)}
@@ -109,7 +108,7 @@ def main() -> None:
         probe = build({"name": kind, "kwargs": {}, "heads": heads}).eval()
         f_tr = _features(kind, probe, train, cache, folder, "train")
         f_va = _features(kind, probe, val, cache, folder, "val")
-        results = cross_validate(spec, f_tr, ys, ym, groups, grid)
+        results = cross_validate(spec, f_tr, ys, ym, splits, grid)
         for setting, m, _ in results:
             cv_lines.append(f"| {name} | {json.dumps(setting)} | {m['station_accuracy']:.3f} "
                             f"| {m['mood_macro_pr_auc']:.3f} | {m['mood_micro_f1@cv_tuned']:.3f} |")
@@ -131,15 +130,15 @@ def main() -> None:
         while not (full / "model.safetensors").exists():  # a run still training
             time.sleep(30)
         ens = Ensemble([full])
-        val_probs[name] = aligned(ens, ens.predict_mels(load_mels([t.path for t in val], ens.members[0].mel)),
-                                  data)
-        models[name] = (full, None, ens.threshold)
+        val_probs[name] = net_probs(ens, val, cache, data)
+        threshold = ens.threshold  # tuned on val by the run: used only for a network without folds
         if (run / "fold0").is_dir():  # fold runs of music_net_cv.py: out-of-fold scores like the others
-            oof[name] = net_oof(run, train, data, args.data)
-            models[name] = (full, None, tune_threshold(ym, oof[name]["mood"]))  # as for the others
+            oof[name] = net_oof(run, train, splits, cache, data)
+            threshold = tune_threshold(ym, oof[name]["mood"])
             c = oof_scores(ys, ym, oof[name], [])
             cv_lines.append(f"| {name} | folds of {run} | {c['station_accuracy']:.3f} "
                             f"| {c['mood_macro_pr_auc']:.3f} | – |")
+        models[name] = (full, None, threshold)
     print("\n| CV on train, 5 artist folds | setting | station acc | mood PR-AUC | mood µF1@cv-tuned |")
     print("\n".join(cv_lines))
     print("\n| member or ensemble (val; µF1@tuned: threshold from train out-of-fold) | station acc "
@@ -177,31 +176,29 @@ def main() -> None:
     print(f"total CPU time {time.process_time() - t0:.0f} s")
 
 
-def aligned(ens: Ensemble, probs: dict, data) -> dict:
-    """``probs`` of ``ens`` with columns in the data set's station / mood order (a fold run's
-    vocabulary lacks the tags that occur only outside its training clips: probability 0)."""
+def net_probs(ens: Ensemble, tracks: list, cache: MelCache, data) -> dict:
+    """Probabilities of a network run on ``tracks``, columns in the data set's station / mood
+    order (a fold run's vocabulary lacks the tags that occur only outside its training clips:
+    probability 0). Mels come from the cache the hand-crafted members filled, not decoded again."""
+    if replace(ens.members[0].mel, normalisation=cache.cfg.normalisation) != cache.cfg:  # raw mel
+        raise SystemExit(f"{ens.members[0].path}: its mel front-end differs from the cache's")
+    probs = ens.predict_mels([cache.raw(t.path) for t in tracks])
     out = {}
     for task, names, vocab in (("station", ens.stations, data.stations), ("mood", ens.moods, data.moods)):
-        out[task] = np.zeros((len(probs[task]), len(vocab)))
-        cols = [vocab.index(n) for n in names]
-        out[task][:, cols] = probs[task]
+        out[task] = np.zeros((len(tracks), len(vocab)))
+        out[task][:, [vocab.index(n) for n in names]] = probs[task]
     return out
 
 
-def net_oof(run: Path, train: list, data, folder: str) -> dict:
+def net_oof(run: Path, train: list, splits: list, cache: MelCache, data) -> dict:
     """Out-of-fold probabilities of a network from its fold runs (``run/fold{k}`` trained without
-    fold ``k`` of :func:`music_net_cv.fold_splits`)."""
-    from music_net_cv import fold_splits
-
-    tracks, splits = fold_splits(Path(folder))
-    assert [t.path for t in tracks] == [t.path for t in train]
+    fold ``k`` of ``splits``)."""
     probs = {"station": np.zeros((len(train), len(data.stations))),
              "mood": np.zeros((len(train), len(data.moods)))}
     for k, (_, held) in enumerate(splits):
         while not (run / f"fold{k}" / "model.safetensors").exists():  # a fold still training
             time.sleep(30)
-        ens = Ensemble([run / f"fold{k}"])
-        p = aligned(ens, ens.predict_mels(load_mels([train[i].path for i in held], ens.members[0].mel)), data)
+        p = net_probs(Ensemble([run / f"fold{k}"]), [train[i] for i in held], cache, data)
         for task in probs:
             probs[task][held] = p[task]
     return probs

@@ -2,8 +2,8 @@
 cross-validation like the hand-crafted members instead of by its val score.
 
 The network is trained once per artist-disjoint fold of the **train** split (the same five
-``GroupKFold`` folds over ``artists.csv`` that ``music_default.py`` uses for the hand-crafted
-members), with that fold held out as its "val" split, and once on all of train (``full/``, the
+folds, :func:`mung.music.statsfit.artist_folds`, that ``music_default.py`` uses for the
+hand-crafted members), with that fold held out as its "val" split, and once on all of train (``full/``, the
 file that would be shipped; val is only reported). Every run keeps its last epoch
 (``--keep last``), so no held-out score chooses anything. ``music_default.py --net RUN`` then
 reads ``RUN/fold*/`` for the network's out-of-fold scores and ``RUN/full/`` for its val scores.
@@ -23,22 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GroupKFold
 
 from mung.music.data import read_dataset
-from mung.music.statsfit import read_artists
+from mung.music.statsfit import artist_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "music-4q"
-FOLDS = 5
-
-
-def fold_splits(data: Path) -> tuple[list, list[tuple[np.ndarray, np.ndarray]]]:
-    """The train tracks and their artist-disjoint folds, as ``music_default.py`` makes them."""
-    train = read_dataset(data).split("train")
-    artists = read_artists(data / "artists.csv")
-    groups = np.array([artists[t.path.stem] for t in train])
-    return train, list(GroupKFold(FOLDS).split(np.zeros(len(train)), None, groups))
 
 
 def write_fold(path: Path, train: list, fit: np.ndarray, held: np.ndarray) -> None:
@@ -58,10 +48,11 @@ def main() -> None:
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the `mung music train` options")
     args = ap.parse_args()
     extra = [a for a in args.train_args if a != "--"]
-    train, splits = fold_splits(args.data)
+    train = read_dataset(args.data).split("train")
+    splits = artist_folds(train, args.data / "artists.csv")
     mung = [sys.executable, "-m", "mung", "music", "train", "--keep", "last", *extra]
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(f"fold{k}", Path(tmp) / f"fold{k}.csv") for k in range(FOLDS)] + [("full", args.data)]
+        jobs = [(f"fold{k}", Path(tmp) / f"fold{k}.csv") for k in range(len(splits))] + [("full", args.data)]
         for k, (fit, held) in enumerate(splits):
             write_fold(jobs[k][1], train, fit, held)
         for name, labels in jobs:

@@ -100,6 +100,18 @@ def test_video_without_sound_is_one_line(tmp_path):
         audio.load(path)
 
 
+def test_cut_off_opus_decodes_what_is_there(tmp_path, ami_dir):
+    """A download cut off half way decodes to its first half; a file cut inside its header is
+    one line (both go through FFmpeg)."""
+    data = (ami_dir / "EN2001a_0000-0030.ogg").read_bytes()
+    half, header = tmp_path / "half.ogg", tmp_path / "header.ogg"
+    half.write_bytes(data[: len(data) // 2])
+    header.write_bytes(data[:200])
+    assert 10 < len(audio.load(half)) / 16000 < 20
+    with pytest.raises(MungError, match="header.ogg: not a readable audio file"):
+        audio.load(header)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(MungError, match="nope.wav: file not found"):
         audio.load(tmp_path / "nope.wav")

@@ -161,6 +161,7 @@ def _ffmpeg_blocks(path: Path, container: InputContainer, stream: AudioStream, f
         for frame in container.decode(stream):
             if pos is None:
                 pos = 0 if frame.pts is None else int(round(frame.pts * stream.time_base * rate))
+            # Opus, AAC, MP3 and Vorbis already decode to planar float: no resampler call per frame
             for out in to_float.resample(frame) if frame.format.name != "fltp" else (frame,):
                 out.pts = None  # positions are counted from the first frame's
                 fifo.write(out)
@@ -236,7 +237,7 @@ def load(
             src = _joined(read(start * step_src, -1 if stop is None else (stop - start) * step_src, ALL))
             wav = soxr.resample(src, src_rate, sample_rate, quality="HQ") if src.size else src
             lo = first - start * step_out
-            wav = wav[lo : None if count < 0 else lo + count].astype(np.float32)
+            wav = wav[lo : None if count < 0 else lo + count]
     return _check_finite(path, wav)
 
 

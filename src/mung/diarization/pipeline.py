@@ -130,9 +130,10 @@ class Diarizer:
             self.local = LocalEmbedder(segmenter, self.encoder, seg)
         elif seg.enabled:
             self.detector = SegmentationModel.load(seg.model)
-        # one long-lived thread: a new one per recording gets a new malloc arena each time, and
-        # a 20-file batch grew to 1 GB (720 MB without the thread)
-        self._overlap_thread = ThreadPoolExecutor(1, thread_name_prefix="overlap")
+        # overlap detection's thread lives as long as the diarizer: a new one per recording got a
+        # new malloc arena each time, and a 20-file batch grew to 1 GB (720 MB without the thread)
+        self._overlap_thread = (ThreadPoolExecutor(1, thread_name_prefix="overlap")
+                                if self.detector is not None else None)
         if self.config.clustering.method == "uisrnn":
             model = self.config.clustering.model
             check_compatible(load_model(model), model, self.encoder.dim, self.encoder.name,
@@ -158,14 +159,14 @@ class Diarizer:
             local.wav = wav if self.voiceprints is not None else None  # kept for naming
             return local
         seg = self.config.segmentation
-        detector = None if seg.exclusive else self.detector
+        detector, thread = (None, None) if seg.exclusive else (self.detector, self._overlap_thread)
         # Overlap detection needs only the audio, so it runs on a second thread beside speech
         # detection and the window embeddings, each stage on one torch thread. On two cores the
         # overlap model's wall cost fell from +23 % to +2 % of the window pipeline's (a 1-hour
         # file: 38.1 → 27.8 s end to end, start-up included); the output is the same.
         with torch_threads(1):
-            overlap = (self._overlap_thread.submit(detect_overlap, detector, wav, seg.overlap_step,
-                                                   seg.batch_size) if detector is not None else None)
+            overlap = (thread.submit(detect_overlap, detector, wav, seg.overlap_step, seg.batch_size)
+                       if detector is not None and thread is not None else None)
             regions = detect_speech(wav, self.config.vad)
             windows = sliding_windows(regions, self.config.windows)
             emb = self.encoder.embed_spans(wav, windows)

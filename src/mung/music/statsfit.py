@@ -36,6 +36,18 @@ def read_artists(path: Path) -> dict[str, str]:
         return {Path(r["file"]).stem: artist_key(r["artist"]) for r in csv.DictReader(f)}
 
 
+Folds = list[tuple[np.ndarray, np.ndarray]]  # (fit rows, held-out rows) per fold
+
+
+def artist_folds(tracks: list, artists_csv: Path, folds: int = 5) -> Folds:
+    """Artist-disjoint folds of ``tracks`` (:class:`~sklearn.model_selection.GroupKFold` over
+    :func:`read_artists`; deterministic, so every model cross-validated here, the hand-crafted
+    members and the networks trained per fold alike, sees the same folds)."""
+    artists = read_artists(artists_csv)
+    groups = np.array([artists[t.path.stem] for t in tracks])
+    return list(GroupKFold(folds).split(np.zeros(len(tracks)), None, groups))
+
+
 @dataclass
 class CropFeatures:
     """Feature rows of every evaluation crop and the clip each row belongs to."""
@@ -129,13 +141,11 @@ def fit_member(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, 
     return load_into(model, mean, var, heads)
 
 
-def cross_validate(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, groups: np.ndarray,
-                   settings: list[dict], folds: int = 5) -> list[tuple[dict, dict, dict]]:
-    """Out-of-fold scores of every setting with artist-disjoint folds
-    (:class:`~sklearn.model_selection.GroupKFold`): ``(setting, scores, oof probabilities)``, the
-    scores from :func:`oof_scores`."""
+def cross_validate(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, splits: Folds,
+                   settings: list[dict]) -> list[tuple[dict, dict, dict]]:
+    """Out-of-fold scores of every setting over ``splits`` (:func:`artist_folds`):
+    ``(setting, scores, oof probabilities)``, the scores from :func:`oof_scores`."""
     n = len(ys)
-    splits = list(GroupKFold(folds).split(np.zeros(n), ys, groups))
     out = []
     for setting in settings:
         probs = {"station": np.zeros((n, ys.max() + 1)), "mood": np.zeros(ym.shape)}
