@@ -197,8 +197,10 @@ def test_music_table_sorts_and_filters(open_page, music_page, tmp_path):
 def test_music_play_button(open_page, music_page):
     p = open_page(music_page[0])
     p.page.locator("button.play").first.click()
+    # `paused` turns false at play(); the button is redrawn by the "play" event a task later.
     p.page.wait_for_function("!document.getElementById('player').paused")
-    assert p.page.locator("button.play").first.get_attribute("aria-pressed") == "true"
+    p.page.wait_for_selector('button.play[aria-pressed="true"]', timeout=10_000)
+    assert "Pause" in p.page.locator("button.play").first.inner_text()
     assert p.errors == []
 
 
