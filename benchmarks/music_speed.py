@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mung import audio
+from mung.batch import usable_cores
 from mung.music.data import read_dataset
 from mung.music.ensemble import Ensemble
 from mung.music.features import mel_from_wave
@@ -101,7 +102,8 @@ def main() -> None:
     header = ["| stage | CPU ms / clip | wall s | clips/s (CPU: 2 free cores) | clips/s (wall) |",
               "|---|---|---|---|---|"]
     note = (f"\n{n} clips of 25–32 s (Ogg Opus 16 kbit/s, music-4q val then train), torch threads = 1 "
-            "in the stage rows; the CLI decodes the next inputs in 3 threads while the models run; "
+            f"in the stage rows; the CLI decodes the next inputs in {min(4, usable_cores())} threads while "
+            "the models run (the shipped members share one computation of their features); "
             f"CLI rows are medians of {args.repeats} runs. Load average at the end {load:.1f} on "
             f"{os.cpu_count()} cores (this benchmark included): where other jobs run, wall seconds are "
             "inflated and CPU ms are what the work costs.\n")

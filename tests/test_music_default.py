@@ -147,3 +147,28 @@ def test_stored_val_metrics_equal_a_fresh_evaluation():
     for key in ("station_accuracy", "mood_macro_pr_auc", "mood_micro_f1@0.5", "mood_micro_f1@tuned"):
         assert fresh[key] == pytest.approx(stored[key], abs=2e-3), key
     assert fresh["tracks"] == 144
+
+
+def test_ensemble_members_share_features_without_changing_predictions():
+    from mung.music.ensemble import Ensemble
+    from mung.music.features import load_mel
+    from mung.music.predict import predict_mels
+
+    ens = Ensemble(default_checkpoints())
+    mels = [load_mel(MUSIC / "audio" / f) for f in ("MT0000082187.ogg", "MT0000004637.ogg")]
+    shared = ens.predict_mels(mels)
+    alone: dict[str, np.ndarray] = {}
+    for w, m in zip(ens.weights, ens.members, strict=True):
+        normed = [normalise(x, m.mel.normalisation) for x in mels]
+        for task, p in predict_mels(m.model, normed, m.meta["crop_frames"]).items():
+            alone[task] = alone.get(task, 0) + w * p
+    for task in ("station", "mood"):
+        assert np.allclose(shared[task], alone[task], atol=1e-6), task
+    # the richstats members read the features the first one stored; melstats reuses their prefix
+    x = torch.from_numpy(np.stack([normalise(mels[0])[:, :, :940]]))
+    cache: dict = {}
+    rich = [m.model.backbone for m in ens.members if m.meta["spec"]["name"] == "richstats"]
+    first = rich[0].features(x, cache)
+    assert len(cache) == 2 and rich[1].features(x, cache) is first
+    plain = next(m.model.backbone for m in ens.members if m.meta["spec"]["name"] == "melstats")
+    assert torch.equal(plain.features(x, cache), first[:, : plain.features(x).shape[1]])

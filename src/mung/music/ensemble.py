@@ -9,7 +9,7 @@ import numpy as np
 from mung.errors import MungError
 from mung.music.features import normalise
 from mung.music.model_io import load_music_model
-from mung.music.predict import load_mels, predict_mels
+from mung.music.predict import load_mels, predict_many
 from mung.torchutil import torch_threads
 
 
@@ -41,16 +41,22 @@ class Ensemble:
         self.threshold = float(np.dot(self.weights, thresholds))
 
     def predict_mels(self, mels: list[np.ndarray], batch_size: int = 16) -> dict[str, np.ndarray]:
-        """``mels`` are raw power mel; each member applies its own normalisation and crop. Runs on
-        one torch thread: for these small models on batched crops a second intra-op thread cost
-        1.5x the CPU time (measured on 60 clips); parallelism comes from worker processes."""
+        """``mels`` are raw power mel; each member applies its own normalisation and crop
+        (members that share both run on the same crops and share features). Runs on one torch
+        thread: for these small models on batched crops a second intra-op thread cost 1.5x the
+        CPU time (measured on 60 clips); parallelism comes from worker processes."""
+        groups: dict[tuple, list[int]] = {}
+        for i, m in enumerate(self.members):
+            groups.setdefault((m.mel.normalisation, m.meta["crop_frames"]), []).append(i)
         total: dict[str, np.ndarray] = {}
         with torch_threads(1):
-            for w, m in zip(self.weights, self.members, strict=True):
-                normed = [normalise(x, m.mel.normalisation) for x in mels]
-                for task, p in predict_mels(m.model, normed, m.meta["crop_frames"], batch_size,
-                                            self.device).items():
-                    total[task] = total.get(task, 0) + w * p
+            for (how, crop), idx in groups.items():
+                normed = [normalise(x, how) for x in mels]
+                models = [self.members[i].model for i in idx]
+                for i, probs in zip(idx, predict_many(models, normed, crop, batch_size, self.device),
+                                    strict=True):
+                    for task, p in probs.items():
+                        total[task] = total.get(task, 0) + self.weights[i] * p
         return total
 
     def predict(self, inputs: list[os.PathLike], batch_size: int = 16, progress: bool = False

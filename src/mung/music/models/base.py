@@ -79,7 +79,10 @@ class Backbone(nn.Module):
         """2-D map ``[B, C, F, T]`` → ``[B, T, C]`` (mean over frequency)."""
         return x.mean(2).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hook: StageHook | None = None, cache: dict | None = None
+                ) -> torch.Tensor:
+        """``cache``: features shared by the members of an ensemble on one batch (only the
+        statistics backbones use it)."""
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
             x = stage(x)
@@ -98,8 +101,9 @@ class MusicNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({t: nn.Linear(backbone.out_dim, n) for t, n in heads.items()})
 
-    def forward(self, x: torch.Tensor, hook: StageHook | None = None) -> dict[str, torch.Tensor]:
-        z = self.dropout(self.backbone(x, hook))
+    def forward(self, x: torch.Tensor, hook: StageHook | None = None, cache: dict | None = None
+                ) -> dict[str, torch.Tensor]:
+        z = self.dropout(self.backbone(x, hook, cache))
         return {t: head(z) for t, head in self.heads.items()}
 
 

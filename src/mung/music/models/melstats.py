@@ -8,6 +8,7 @@ is a logistic regression; ``hidden`` > 0 adds one small layer."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,6 +25,15 @@ def _dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return m
 
 
+def cached(cache: dict | None, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``cache[key]``, computed (and stored) on the first call; no cache → just compute."""
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
 class MelStats(Backbone):
     def __init__(self, n_mels: int = 128, hidden: int = 0, n_ceps: int = 20, bands: int = 16,
                  mod_bins: int = 12, frame_rate: float = 31.25):
@@ -36,6 +46,7 @@ class MelStats(Backbone):
         self.register_buffer("mod_edges", torch.logspace(math.log10(0.1), math.log10(15.0), mod_bins + 1),
                              persistent=False)
         self.iu = torch.triu_indices(n_ceps, n_ceps)
+        self.stats_key: tuple = ("melstats", n_mels, n_ceps, bands, mod_bins, frame_rate)
         self._head(4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins, hidden)
 
     def _head(self, dim: int, hidden: int) -> None:
@@ -49,8 +60,13 @@ class MelStats(Backbone):
     def out_dim(self) -> int:
         return self._out
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, M, T]`` → ``[B, D]`` hand-crafted statistics."""
+    def features(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        """``[B, 1, M, T]`` → ``[B, D]`` hand-crafted statistics; kept in ``cache`` (if given)
+        under :attr:`stats_key`, so the members of an ensemble that share them compute them once
+        per batch."""
+        return cached(cache, self.stats_key, lambda: self._statistics(x))
+
+    def _statistics(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, 0]
         b, m, t = x.shape
         d = x.diff(dim=-1) if t > 1 else torch.zeros_like(x)
@@ -69,8 +85,8 @@ class MelStats(Backbone):
         return torch.cat([x.mean(-1), x.std(-1), d.abs().mean(-1), d.std(-1), ceps.mean(-1), ceps.std(-1),
                           cov, mod], dim=1)
 
-    def forward(self, x: torch.Tensor, hook=None) -> torch.Tensor:
-        return self.mlp(self.norm(self.features(x)))
+    def forward(self, x: torch.Tensor, hook=None, cache: dict | None = None) -> torch.Tensor:
+        return self.mlp(self.norm(self.features(x, cache)))
 
 
 @register("music_model", "melstats")

@@ -28,7 +28,7 @@ import torch
 
 from mung.audio import slaney_mel_filterbank
 from mung.music.models.base import MusicNet, backbone_model
-from mung.music.models.melstats import MelStats
+from mung.music.models.melstats import MelStats, cached
 from mung.registry import register
 
 _MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -84,6 +84,7 @@ class RichStats(MelStats):
         bands = [np.flatnonzero((centres >= lo) & (centres < hi))
                  for lo, hi in zip(_CONTRAST_EDGES[:-1], _CONTRAST_EDGES[1:], strict=True)]
         self.contrast_bands = [b for b in bands if len(b) > 1]
+        self.rich_key = ("richstats", self.stats_key, sample_rate, n_fft)
         self.lag_edges = np.unique(np.round(np.geomspace(8, 64, 13)).astype(int)).tolist()  # 234..29 BPM
         self._head(self.features(torch.rand(1, 1, n_mels, 64)).shape[1], hidden)
 
@@ -155,9 +156,14 @@ class RichStats(MelStats):
               "tempo_bands": torch.stack(tempo_bands, 1), "pulse_clarity": clarity, "tempo_log2_bpm": tempo}
         return d
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        extra = [v if v.dim() == 2 else v[:, None] for v in self.descriptors(x).values()]
-        return torch.cat([super().features(x), *extra], dim=1)
+    def features(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        """:class:`MelStats`' statistics then the descriptors, each kept in ``cache``: a
+        ``melstats`` member of the same ensemble reuses the first part."""
+        def compute() -> torch.Tensor:
+            extra = [v if v.dim() == 2 else v[:, None] for v in self.descriptors(x).values()]
+            return torch.cat([super(RichStats, self).features(x, cache), *extra], dim=1)
+
+        return cached(cache, self.rich_key, compute)
 
 
 @register("music_model", "richstats")
