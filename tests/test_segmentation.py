@@ -26,7 +26,12 @@ from mung.diarization.segmentation import (
     powerset_to_multilabel,
 )
 from mung.diarization.simulate import SimulationConfig, simulate, speech_sources, write_simulation
-from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation
+from mung.diarization.train_segmentation import (
+    BatchMaker,
+    SegmentationTrainConfig,
+    batches_from,
+    train_segmentation,
+)
 from mung.errors import MungError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mung"
@@ -137,6 +142,27 @@ def test_fine_tuning_on_rttm_labelled_audio(small_bank, tmp_path, one_thread):
     assert model.meta["trained"]["overlap_threshold"] == m["overlap_threshold"]
     with pytest.raises(MungError, match="output exists"):
         train_segmentation(folder, out, config=config, log=lambda s: None)
+
+
+def test_batches_from_worker_processes_are_reproducible(small_bank, tmp_path, one_thread):
+    folder, bank = small_bank
+    make = BatchMaker(ChunkSimulator(bank, bank.speakers, music=[]), None, 3, 0)
+    runs = []
+    for _ in range(2):
+        batches = batches_from(make, [0, 2, 0], workers=2)
+        runs.append([next(batches) for _ in range(4)])
+        batches.close()
+    for (wa, la), (wb, lb) in zip(*runs, strict=True):
+        assert torch.equal(wa, wb) and torch.equal(la, lb)
+    assert not torch.equal(runs[0][0][0], runs[0][1][0])  # each worker draws its own chunks
+    threaded = batches_from(make, [0, 2, 0], workers=0)
+    assert np.array_equal(next(threaded)[0], make(np.random.default_rng([0, 2, 0]))[0])
+    threaded.close()
+    out = tmp_path / "seg.safetensors"
+    config = SegmentationTrainConfig(max_steps=2, batch_size=4, val_chunks=8, warmup_steps=1, workers=1,
+                                     device="cpu")
+    assert train_segmentation(folder, out, config=config, log=lambda s: None)["steps"] == 2
+    assert SegmentationModel.load(out).meta["trained"]["config"]["workers"] == 1
 
 
 def test_shipped_model_runs_on_a_real_clip():

@@ -286,6 +286,8 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
     "lr": (float, "Peak learning rate, AdamW (default 2e-3)."),
     "batch-size": (int, "Chunks per step (default 32)."),
     "threads": (int, "Torch threads (default 1)."),
+    "workers": (int, "Processes simulating batches (default 0: one thread; use several with a GPU)."),
+    "device": (str, "auto (a GPU when one is visible), cpu, cuda, cuda:N or mps (default auto)."),
     "seed": (int, "Default 0."),
 })
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
