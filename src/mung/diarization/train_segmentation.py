@@ -10,12 +10,14 @@ model so far (by validation loss) is written atomically, so an interrupted run l
 
 from __future__ import annotations
 
+import itertools
 import math
+import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -102,40 +104,43 @@ class BatchMaker:
         return wav, lab
 
 
-class _EndlessBatches(torch.utils.data.IterableDataset):
-    """Batches forever; worker ``i`` draws from its own generator (``seed`` + ``i``)."""
-
-    def __init__(self, make: BatchMaker, seed: list[int]) -> None:
-        self.make, self.seed = make, seed
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([*self.seed, info.id if info else 0])
-        while True:
-            yield self.make(rng)
+_WORKER_MAKE: BatchMaker | None = None  # set once in each simulation process
 
 
-def batches_from(make: BatchMaker, seed: list[int], workers: int, pin: bool = False
-                 ) -> Generator[tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor], None, None]:
-    """Endless training batches: from :func:`prefetch` (one thread) when ``workers`` is 0, else
-    from ``workers`` spawned processes (a fork after torch has started threads can hang)."""
+def _init_worker(make: BatchMaker) -> None:
+    global _WORKER_MAKE
+    _WORKER_MAKE = make
+
+
+def _worker_batch(seed: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    assert _WORKER_MAKE is not None, "initialised by _init_worker"
+    return _WORKER_MAKE(np.random.default_rng(seed))
+
+
+def batches_from(make: BatchMaker, seed: list[int], workers: int
+                 ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+    """Endless training batches: from :func:`prefetch` (one thread drawing from one generator)
+    when ``workers`` is 0, else from ``workers`` spawned processes (a fork after torch has
+    started threads can hang), batch ``i`` drawn from the generator of ``seed + [i]``: the same
+    batches whatever the number of processes."""
     if workers == 0:
         rng = np.random.default_rng(seed)
         return prefetch(lambda: make(rng))
-    loader = torch.utils.data.DataLoader(
-        _EndlessBatches(make, seed), batch_size=None, num_workers=workers, prefetch_factor=4,
-        multiprocessing_context="spawn", pin_memory=pin)
-    return _drain(loader)
+    return _from_processes(make, seed, workers)
 
 
-def _drain(loader: torch.utils.data.DataLoader) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
-    """``loader``'s batches as a generator: closing it drops the loader's iterator, whose
-    finaliser stops the worker processes."""
-    it = iter(loader)
+def _from_processes(make: BatchMaker, seed: list[int], workers: int
+                    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(make,))
     try:
-        yield from it
+        ahead = 2 * workers
+        pending = deque(pool.submit(_worker_batch, [*seed, i]) for i in range(ahead))
+        for i in itertools.count(ahead):
+            yield pending.popleft().result()
+            pending.append(pool.submit(_worker_batch, [*seed, i]))
     finally:
-        del it
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _validation_set(sim: ChunkSimulator, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +245,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     bar = progress(total=int(budget), unit="s", desc="training") if progress else None
     k_real = int(round(config.batch_size * config.real_fraction)) if real else 0
     make = BatchMaker(train_sim, real, config.batch_size - k_real, k_real)
-    batches = batches_from(make, [config.seed, 2, prior_steps], config.workers, device.startswith("cuda"))
+    batches = batches_from(make, [config.seed, 2, prior_steps], config.workers)
     try:
         history = []
         while True:
