@@ -230,6 +230,13 @@ def test_foreign_and_incompatible_model_files(tmp_path):
     _one_line(exc)
 
 
+def test_cli_refuses_negative_workers(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "diarize", "train-segmentation", "--speech", tmp_path, "--out",
+                           tmp_path / "m.safetensors", "--workers", "-1")
+    assert code != 0 and "workers" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_cli_refuses_a_foreign_init_model(capsys, small_bank, tmp_path):
     folder, _ = small_bank
     code, _, err = run_cli(capsys, "diarize", "train-segmentation", "--speech", folder, "--out",

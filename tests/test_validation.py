@@ -93,6 +93,9 @@ def test_bad_device_is_one_line(tmp_path, capsys, device, message):
     assert code == 1 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
     code, _, err = run_cli(capsys, "diarize", wav, "--device", device)
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1, err
+    code, _, err = run_cli(capsys, "diarize", "train-segmentation", "--speech", tmp_path, "--out",
+                           tmp_path / "m.safetensors", "--device", device)
+    assert code == 1 and "device" in err and "Traceback" not in err and err.count("\n") == 1, err
 
 
 def test_json_or_plot_without_out_is_an_error(capsys):

@@ -159,23 +159,23 @@ class Diarizer:
             local.wav = wav if self.voiceprints is not None else None  # kept for naming
             return local
         seg = self.config.segmentation
-        detector, thread = (None, None) if seg.exclusive else (self.detector, self._overlap_thread)
+        thread = None if seg.exclusive else self._overlap_thread  # a thread only with a detector
         # Overlap detection needs only the audio, so it runs on a second thread beside speech
         # detection and the window embeddings, each stage on one torch thread. On two cores the
         # overlap model's wall cost fell from +23 % to +2 % of the window pipeline's (a 1-hour
         # file: 38.1 → 27.8 s end to end, start-up included); the output is the same.
         with torch_threads(1):
-            overlap = (thread.submit(detect_overlap, detector, wav, seg.overlap_step, seg.batch_size)
-                       if detector is not None and thread is not None else None)
+            overlap = (thread.submit(detect_overlap, self.detector, wav, seg.overlap_step, seg.batch_size)
+                       if thread is not None else None)
             regions = detect_speech(wav, self.config.vad)
             windows = sliding_windows(regions, self.config.windows)
             emb = self.encoder.embed_spans(wav, windows)
             keep = wav if self.voiceprints is not None else None
             out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
-            if overlap is not None and detector is not None:
+            if overlap is not None and self.detector is not None:
                 out.overlap = overlap.result()
-                out.overlap_step = detector.frame_step
-                out.overlap_threshold = detector.overlap_threshold
+                out.overlap_step = self.detector.frame_step
+                out.overlap_threshold = self.detector.overlap_threshold
         return out
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
