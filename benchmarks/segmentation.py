@@ -2,7 +2,10 @@
 frame-level speech detection and overlapped-speech detection against the reference RTTMs.
 
 Each file is cut into consecutive 5-s chunks (the last one zero-padded); a frame counts as speech
-when the most likely powerset class has one or two speakers, as overlap when it has two. The
+when the most likely class (powerset, or speaker count) has one or two speakers, as overlap when it
+has two. The overlap columns "AP" and "@thr" score what the diarization's overlap mode uses: the
+overlap probability from chunks every 2 s, averaged per frame (average precision over all
+thresholds; precision / recall at the model's own threshold). The
 reference at a frame (40 ms step, centre time) is the number of reference speakers talking there,
 inside the UEM. No collar. Local speaker identities are not scored here (they are linked across
 chunks by the diarization pipeline). CPU RTF: process CPU time of the model (one torch thread) per
@@ -20,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sklearn.metrics import average_precision_score
+
 from mung import audio
+from mung.diarization.overlapped import detect_overlap
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.segmentation import SegmentationModel
 
@@ -33,7 +39,7 @@ def hard_counts(model: SegmentationModel, wav: np.ndarray) -> np.ndarray:
     n = model.chunk_samples
     chunks = np.zeros((max(1, -(-len(wav) // n)), n), np.float32)
     chunks.reshape(-1)[: len(wav)] = wav
-    counts = model.infer(chunks, hard=True).sum(-1).reshape(-1)
+    counts = model.infer_count(chunks).reshape(-1)
     frames = int(np.ceil(len(wav) / (model.frame_step * model.sample_rate)))
     per_chunk = model.num_frames
     step = round(n / (model.frame_step * model.sample_rate))  # frames per chunk without the edge frame
@@ -54,6 +60,7 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
     tp = {"speech": 0, "overlap": 0}
     fp, fn = dict(tp), dict(tp)
     seconds = elapsed = 0.0
+    scores, truth = [], []
     for path in audio.find_audio([folder]):
         if path.stem not in refs:
             continue
@@ -72,6 +79,9 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
             tp[kind] += int((r & h).sum())
             fp[kind] += int((~r & h).sum())
             fn[kind] += int((r & ~h).sum())
+        p = detect_overlap(model, wav)[: len(times)]
+        scores.append(p[keep[: len(p)]])
+        truth.append((ref >= 2)[: len(p)][keep[: len(p)]])
 
     def pct(a: int, b: int) -> float:
         return 100.0 * a / b if b else float("nan")
@@ -80,6 +90,11 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
     for kind in ("speech", "overlap"):
         row[f"{kind} P"] = pct(tp[kind], tp[kind] + fp[kind])
         row[f"{kind} R"] = pct(tp[kind], tp[kind] + fn[kind])
+    p, t = np.concatenate(scores), np.concatenate(truth)
+    found = p > model.overlap_threshold
+    row["overlap AP"] = 100.0 * average_precision_score(t, p)
+    row["overlap P @thr"] = pct(int((found & t).sum()), int(found.sum()))
+    row["overlap R @thr"] = pct(int((found & t).sum()), int(t.sum()))
     row["ref overlap %"] = pct(tp["overlap"] + fn["overlap"], tp["speech"] + fn["speech"])
     row["CPU RTF"] = elapsed / seconds
     return row

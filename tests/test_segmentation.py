@@ -19,7 +19,10 @@ from mung.diarization.segmentation import (
     POWERSET,
     FrameCounts,
     SegmentationModel,
+    SegmentationSpec,
     best_permutation,
+    count_loss,
+    count_to_multilabel,
     multilabel_to_powerset,
     num_frames,
     pit_powerset_loss,
@@ -69,6 +72,21 @@ def test_pit_loss_ignores_speaker_order():
     perfect = torch.from_numpy(np.eye(7, dtype=np.float32)[target] * 30)
     assert float(pit_powerset_loss(perfect, torch.from_numpy(labels))) < 1e-6
     assert float(pit_powerset_loss(-perfect, torch.from_numpy(labels))) > 1
+
+
+def test_count_loss_known_answer_and_order_free():
+    rng = np.random.default_rng(1)
+    labels = torch.from_numpy(np.stack([_labels(rng, 40) for _ in range(3)]))
+    count = labels.sum(-1).long()  # 0, 1 or 2 speakers per frame
+    logits = torch.randn(3, 40, 3)
+    base = count_loss(logits, labels)
+    assert torch.allclose(count_loss(logits, labels[..., [2, 0, 1]]), base)
+    perfect = torch.nn.functional.one_hot(count, 3).float() * 30
+    assert float(count_loss(perfect, labels)) < 1e-6
+    # uniform logits: ln 3 per frame, whatever the labels
+    assert float(count_loss(torch.zeros(3, 40, 3), labels)) == pytest.approx(np.log(3), rel=1e-6)
+    probs = np.eye(3)[count.numpy()]
+    assert np.array_equal(count_to_multilabel(probs).sum(-1), count.numpy())
 
 
 def test_frame_counts_known_answer():
@@ -195,6 +213,34 @@ def test_shipped_model_runs_on_a_real_clip():
     assert short.shape == (2, num_frames(40000), 3)
 
 
+def test_speaker_count_model_trains_detects_overlap_and_refuses_local_mode(small_bank, tmp_path, one_thread):
+    folder, _ = small_bank
+    out = tmp_path / "count.safetensors"
+    config = SegmentationTrainConfig(max_steps=2, batch_size=4, val_chunks=8, warmup_steps=1,
+                                     objective="count")
+    m = train_segmentation(folder, out, config=config, log=lambda s: None)
+    assert "frame_error" not in m and 0 <= m["speech_recall"] <= 100
+    model = SegmentationModel.load(out)
+    assert model.spec.output == "count" and not model.local_speakers
+    chunks = audio.load(DEMO, duration=10.0).reshape(2, -1)
+    overlap = model.infer_overlap(chunks)
+    assert overlap.shape == (2, 126) and ((overlap >= 0) & (overlap <= 1)).all()
+    assert np.allclose(overlap, model.infer_classes(chunks)[..., 2])
+    with pytest.raises(MungError, match="speaker-count model") as exc:
+        model.infer(chunks)
+    _one_line(exc)
+    with pytest.raises(MungError, match="cannot be fine-tuned with objective powerset"):
+        train_segmentation(folder, tmp_path / "b.safetensors", init=out, log=lambda s: None,
+                           config=SegmentationTrainConfig(max_steps=1, objective="powerset"))
+    from mung.config import merge
+    from mung.diarization import DiarizationConfig, Diarizer
+
+    with pytest.raises(MungError, match="use it with --segmentation-mode overlap") as exc:
+        Diarizer(merge(DiarizationConfig(), {"segmentation.model": str(out), "segmentation.mode": "local"}))
+    _one_line(exc)
+    assert SegmentationModel.create(SegmentationSpec(output="count")).net.head[-1].out_features == 3
+
+
 def _one_line(exc: pytest.ExceptionInfo) -> str:
     text = str(exc.value)
     assert "\n" not in text
@@ -215,7 +261,7 @@ def test_foreign_and_incompatible_model_files(tmp_path):
     good = tmp_path / "good.safetensors"
     SegmentationModel.create().save(good)
     state = load_file(str(good))
-    for key, value in (("sample_rate", 8000), ("n_speakers", 4), ("front_end", "sincnet")):
+    for key, value in (("sample_rate", 8000), ("n_speakers", 4), ("front_end", "sincnet"), ("output", "vad")):
         meta = {**SegmentationModel.load(good).meta, key: value}
         bad = tmp_path / f"bad-{key}.safetensors"
         save_file(state, str(bad), metadata={"mung": json.dumps(meta)})

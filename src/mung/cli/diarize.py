@@ -289,13 +289,17 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
     "workers": (int, "Processes simulating batches (default 0: one thread; use several with a GPU)."),
     "device": (str, "auto (a GPU when one is visible), cpu, cuda, cuda:N or mps (default auto)."),
     "seed": (int, "Default 0."),
+    "objective": (click.Choice(["powerset", "count"]),
+                  "powerset: local speakers, for both pipelines (default); count: speakers per frame only "
+                  "(overlap detection, for --segmentation-mode overlap). A fine-tune keeps --init's."),
 })
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
 @config_options
 def train_segmentation_cmd(speech: str, out: str, noise: str | None, audio_dir: str | None, ref: str | None,
                            init: str | None, force: bool, config_file: str | None, show_config: bool,
                            **opts) -> None:
-    """Train the local speaker-segmentation model on simulated meetings (+ optional real RTTM data)."""
+    """Train the local speaker-segmentation model (or a speaker-count model) on simulated meetings
+    (+ optional real RTTM data)."""
     from tqdm import tqdm
 
     from mung.diarization.train_segmentation import SegmentationTrainConfig, train_segmentation

@@ -127,6 +127,9 @@ class Diarizer:
         seg = self.config.segmentation
         if segmenter is not None or seg.local:
             segmenter = segmenter or SegmentationModel.load(seg.model)
+            if not getattr(segmenter, "local_speakers", True):
+                raise MungError(f"{seg.model}: a speaker-count model has no local speakers; use it with "
+                                "--segmentation-mode overlap")
             self.local = LocalEmbedder(segmenter, self.encoder, seg)
         elif seg.enabled:
             self.detector = SegmentationModel.load(seg.model)

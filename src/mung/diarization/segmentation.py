@@ -7,6 +7,11 @@ speaker activities and overlap with no detection threshold (Plaquet & Bredin, In
 identities are arbitrary within a chunk, so the loss and every evaluation take the best of the 3! =
 6 speaker orders (permutation-invariant training; Bredin & Laurent, Interspeech 2021).
 
+A model can instead be trained for the *speaker count* alone (``output: count``: 3 classes per
+frame, no speaker, one, two or more; plain cross entropy, no speaker order to search): all that
+overlapped-speech detection needs, and an easier target for a small network trained on a CPU. Such
+a model serves the diarization pipeline's overlap mode, not its local-speaker mode.
+
 Network (about 0.8 M parameters): 64-band log-mel (25 ms window, 10 ms hop) → two 1-D
 convolutions with stride 2 (40 ms output frames: halves the BiLSTM's cost, the dominant one on a
 CPU, against 20 ms) → 2-layer BiLSTM (128 per direction)
@@ -42,6 +47,7 @@ POWERSET: tuple[tuple[int, ...], ...] = tuple(
     s for k in range(MAX_SIMULTANEOUS + 1) for s in itertools.combinations(range(N_SPEAKERS), k)
 )
 PERMUTATIONS: tuple[tuple[int, ...], ...] = tuple(itertools.permutations(range(N_SPEAKERS)))
+OUTPUTS = {"powerset": len(POWERSET), "count": MAX_SIMULTANEOUS + 1}  # output kind -> classes per frame
 
 
 def powerset_matrix() -> np.ndarray:
@@ -110,6 +116,20 @@ def pit_powerset_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.
     return torch.stack(per_perm, 1).min(1).values.mean()
 
 
+def count_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross entropy of ``logits [B, T, 3]`` against the number of active speakers (0, 1, 2+) in
+    ``labels [B, T, 3]``: the speaker-count objective, the same for any order of the speakers."""
+    target = labels.sum(-1).clamp(max=MAX_SIMULTANEOUS).long()
+    return nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
+def count_to_multilabel(probs: np.ndarray) -> np.ndarray:
+    """``[..., 3]`` speaker-count probabilities → ``[..., 3]`` 0/1 activities with the argmax
+    count as the first speakers (for speech / overlap scoring only: no identities)."""
+    count = np.asarray(probs).argmax(-1)
+    return (np.arange(N_SPEAKERS) < count[..., None]).astype(np.float32)
+
+
 @dataclass
 class FrameCounts:
     """Frame counts for speech detection (any speaker), overlap (two or more) and a local
@@ -157,6 +177,7 @@ class SegmentationSpec:
     chunk_seconds: float = 5.0
     n_speakers: int = N_SPEAKERS
     powerset: bool = True
+    output: str = "powerset"  # or "count": the number of speakers per frame only
     front_end: str = FRONT_END
     n_mels: int = 64
     conv: int = 128
@@ -166,7 +187,8 @@ class SegmentationSpec:
 
 
 class SegmentationNet(nn.Module):
-    """log-mel → 2 convolutions (stride 2) → BiLSTM → linear → 7 powerset logits per 40 ms frame."""
+    """log-mel → 2 convolutions (stride 2) → BiLSTM → linear → 7 powerset logits (or 3
+    speaker-count logits) per 40 ms frame."""
 
     n_fft, win, hop = 512, 400, 160
 
@@ -183,7 +205,7 @@ class SegmentationNet(nn.Module):
         self.lstm = nn.LSTM(spec.conv, spec.hidden, spec.layers, batch_first=True, bidirectional=True,
                             dropout=spec.dropout if spec.layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Linear(2 * spec.hidden, spec.hidden), nn.ReLU(),
-                                  nn.Linear(spec.hidden, len(POWERSET)))
+                                  nn.Linear(spec.hidden, OUTPUTS[spec.output]))
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """``[B, samples]`` → log-mel ``[B, n_mels, frames]``, each chunk shifted to mean 0 (a gain
@@ -239,8 +261,22 @@ class SegmentationModel:
         """Centre time (s) of each output frame of a chunk of ``samples`` (default: a full chunk)."""
         return np.arange(num_frames(samples or self.chunk_samples)) * self.frame_step
 
+    @property
+    def local_speakers(self) -> bool:
+        """Whether the model tells local speakers apart (powerset output), as the local-speaker
+        pipeline needs; a speaker-count model only finds speech and overlap."""
+        return self.spec.output == "powerset"
+
     def infer_powerset(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """``[B, samples]`` float32 chunks → ``[B, frames, 7]`` powerset probabilities."""
+        if not self.local_speakers:
+            raise MungError(f"{self.path or 'segmentation model'}: a speaker-count model has no local "
+                            "speakers; the local-speaker pipeline needs a powerset model")
+        return self.infer_classes(chunks, batch_size)
+
+    def infer_classes(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """``[B, samples]`` float32 chunks → ``[B, frames, classes]`` probabilities of the output
+        classes (powerset, or speaker count)."""
         chunks = np.asarray(chunks, np.float32)
         if chunks.ndim != 2:
             raise MungError(f"segmentation: chunks must be [batch, samples], got shape {chunks.shape}")
@@ -249,12 +285,22 @@ class SegmentationModel:
             for i in range(0, len(chunks), batch_size):
                 logits = self.net(torch.from_numpy(chunks[i : i + batch_size]))
                 out.append(torch.softmax(logits, -1).numpy())
-        return np.concatenate(out) if out else np.zeros((0, num_frames(chunks.shape[1]), len(POWERSET)))
+        return (np.concatenate(out) if out
+                else np.zeros((0, num_frames(chunks.shape[1]), OUTPUTS[self.spec.output]), np.float32))
 
     def infer_overlap(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """``[B, samples]`` chunks → ``[B, frames]`` probability that two local speakers talk
-        (the sum of the pair classes)."""
-        return overlap_probability(self.infer_powerset(chunks, batch_size))
+        (the sum of the pair classes, or the two-speaker class of a speaker-count model)."""
+        probs = self.infer_classes(chunks, batch_size)
+        return overlap_probability(probs) if self.local_speakers else probs[..., MAX_SIMULTANEOUS]
+
+    def infer_count(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """``[B, samples]`` chunks → ``[B, frames]`` number of speakers (0, 1, 2) of the most
+        likely class."""
+        probs = self.infer_classes(chunks, batch_size)
+        if self.local_speakers:
+            return powerset_matrix().sum(1).astype(np.int64)[probs.argmax(-1)]
+        return probs.argmax(-1)
 
     @property
     def overlap_threshold(self) -> float:
@@ -323,6 +369,9 @@ def _check_spec(path: Path, meta: dict) -> SegmentationSpec:
     """The file's spec, or one line saying what this code cannot run."""
     want = {"sample_rate": SAMPLE_RATE, "n_speakers": N_SPEAKERS, "powerset": True, "front_end": FRONT_END,
             "frame_samples": FRAME_SAMPLES}
+    if meta.get("output", "powerset") not in OUTPUTS:
+        raise MungError(f"{path}: incompatible segmentation model: output is {meta.get('output')!r}, "
+                        f"this version of mung runs {' or '.join(map(repr, OUTPUTS))}")
     for key, value in want.items():
         if meta.get(key) != value:
             raise MungError(f"{path}: incompatible segmentation model: {key} is {meta.get(key)!r}, "

@@ -27,13 +27,15 @@ import numpy as np
 import torch
 
 from mung import audio
-from mung.config import DEVICE, Config, Interval, param
+from mung.config import DEVICE, Config, Interval, Options, param
 from mung.diarization.meetings import ChunkConfig, ChunkSimulator, ReferenceChunks, SpeechBank, load_music
 from mung.diarization.rttm import read_rttm
 from mung.diarization.segmentation import (
     FrameCounts,
     SegmentationModel,
     SegmentationSpec,
+    count_loss,
+    count_to_multilabel,
     overlap_probability,
     pit_powerset_loss,
     powerset_to_multilabel,
@@ -51,7 +53,8 @@ class SegmentationTrainConfig(Config):
     ``real_fraction``: share of each batch drawn from real recordings when some are given;
     ``workers``: processes that simulate batches (0: one background thread, right for 2 cores;
     a GPU host needs several, simulation costs about 8 ms of CPU per 5-s chunk); ``device``:
-    ``auto`` trains on a GPU when one is visible."""
+    ``auto`` trains on a GPU when one is visible; ``objective``: ``powerset`` (local speakers, for
+    both pipelines) or ``count`` (speakers per frame only: overlap detection, for the overlap mode)."""
 
     section: ClassVar[str] = "segmentation_training"
 
@@ -70,6 +73,7 @@ class SegmentationTrainConfig(Config):
     workers: int = param(0, Interval(int, 0, None))
     device: str = param("auto", DEVICE)
     seed: int = param(0, Interval(int, 0, None))
+    objective: str | None = param(None, Options(("powerset", "count")), None)  # None: powerset, or init's
 
 
 def prefetch(pool: Callable[[], Executor], task: Callable[[int], T], depth: int
@@ -160,18 +164,29 @@ def evaluate(model: SegmentationModel, wavs: np.ndarray, labels: np.ndarray, bat
     the overlap threshold the chunks call for (:func:`overlap_threshold`)."""
     model.net.eval()
     device = next(model.net.parameters()).device
+    local = model.local_speakers
     counts, losses, probs = FrameCounts(), [], []
     with torch.inference_mode():
         for i in range(0, len(wavs), batch_size):
             logits = model.net(torch.from_numpy(wavs[i : i + batch_size]).to(device))
             y = torch.from_numpy(labels[i : i + batch_size])
-            losses.append(float(pit_powerset_loss(logits, y.to(device))) * len(y))
-            powerset = torch.softmax(logits, -1).cpu().numpy()
-            probs.append(overlap_probability(powerset))
-            for ref, hyp in zip(y.numpy(), powerset_to_multilabel(powerset, soft=False), strict=True):
+            losses.append(float(loss_function(model)(logits, y.to(device))) * len(y))
+            p = torch.softmax(logits, -1).cpu().numpy()
+            probs.append(overlap_probability(p) if local else p[..., -1])
+            hyps = powerset_to_multilabel(p, soft=False) if local else count_to_multilabel(p)
+            for ref, hyp in zip(y.numpy(), hyps, strict=True):
                 counts.add(ref, hyp)
     threshold = overlap_threshold(np.concatenate(probs).ravel(), labels.sum(-1).ravel() >= 2)
-    return {"loss": round(sum(losses) / len(wavs), 4), **counts.metrics(), "overlap_threshold": threshold}
+    metrics = counts.metrics()
+    if not local:  # no local speakers, no frame error
+        del metrics["frame_error"]
+    return {"loss": round(sum(losses) / len(wavs), 4), **metrics, "overlap_threshold": threshold}
+
+
+def loss_function(model: SegmentationModel) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss of the model's output: permutation-invariant powerset cross entropy, or
+    the speaker-count cross entropy."""
+    return pit_powerset_loss if model.local_speakers else count_loss
 
 
 def _real_chunks(audio_dir: str | os.PathLike, ref: str | os.PathLike, chunk_seconds: float
@@ -210,8 +225,11 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     device = pick_device(config.device)
     if init:
         model = SegmentationModel.load(init)
+        if config.objective not in (None, model.spec.output):
+            raise MungError(f"{init}: a {model.spec.output} model cannot be fine-tuned with objective "
+                            f"{config.objective}")
     else:
-        model = SegmentationModel.create(SegmentationSpec(), config.seed)
+        model = SegmentationModel.create(SegmentationSpec(output=config.objective or "powerset"), config.seed)
     chunk = ChunkConfig(chunk_seconds=model.spec.chunk_seconds)
     bank = SpeechBank.from_dir(speech_dir, chunk.silence_db, chunk.fill_gap)
     train_spk, val_spk = bank.split(min(config.val_speakers, max(1, len(bank.speakers) // 5)), config.seed)
@@ -238,6 +256,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     k_real = int(round(config.batch_size * config.real_fraction)) if real else 0
     make = BatchMaker(train_sim, real, config.batch_size - k_real, k_real)
     batches = batches_from(make, [config.seed, 2, prior_steps], config.workers)
+    train_loss = loss_function(model)
     try:
         history = []
         while True:
@@ -274,7 +293,7 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
             for group in opt.param_groups:
                 group["lr"] = lr
             wav, lab = (torch.as_tensor(x).to(device, non_blocking=True) for x in next(batches))
-            loss = pit_powerset_loss(net(wav), lab)
+            loss = train_loss(net(wav), lab)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
