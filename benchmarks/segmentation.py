@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from sklearn.metrics import average_precision_score
 
 from mung import audio
