@@ -3,7 +3,8 @@ utterances, see :mod:`mung.diarization.meetings`), optionally mixed with chunks 
 RTTM-labelled recordings.
 
 Training runs for a wall-clock budget (``minutes``): AdamW, linear warm-up then cosine decay over
-the budget, permutation-invariant powerset cross entropy. Every ``val_every`` minutes the model is
+the budget, permutation-invariant powerset cross entropy (or, with ``objective: count``, cross
+entropy of the number of speakers per frame). Every ``val_every`` minutes the model is
 scored on a fixed set of chunks built from held-out speakers (and held-out music clips); the best
 model so far (by validation loss) is written atomically, so an interrupted run leaves a usable file.
 """
