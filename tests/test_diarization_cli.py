@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ import soundfile as sf
 from conftest import run_cli
 
 from mung import audio
-from mung.diarization import diarize
+from mung.config import merge
+from mung.diarization import DiarizationConfig, diarize
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.scoring import score
 
@@ -45,6 +47,20 @@ def test_python_api_matches_cli_contract(calls_dir):
     d = diarize(calls_dir / "spokenwoz_SNG0072.ogg")
     assert d.uri == "spokenwoz_SNG0072" and len(d.speakers) == 2
     assert all(t.end > t.start for t in d.turns)
+    # its last AHC merge is at 0.707 against the 0.7 threshold: the count is flagged as a close call
+    assert len(d.notes) == 1 and "close call" in d.notes[0] and "--num-speakers" in d.notes[0]
+    assert diarize(calls_dir / "spokenwoz_SNG0072.ogg", merge(DiarizationConfig(), {
+        "clustering.num_speakers": 2})).notes == []
+
+
+def test_close_call_note_is_printed_and_kept_in_json(tmp_path, capsys, calls_dir):
+    call = calls_dir / "spokenwoz_SNG0072.ogg"
+    code, _, err = run_cli(capsys, "diarize", call, "--out", tmp_path, "--json")
+    assert code == 0, err
+    assert "spokenwoz_SNG0072: 2 speakers found, but one speaker or more was a close call" in err
+    assert "close call" in json.loads((tmp_path / "spokenwoz_SNG0072.json").read_text())["notes"][0]
+    code, _, err = run_cli(capsys, "diarize", calls_dir / "spokenwoz_SNG1263.ogg", "--out", tmp_path / "b")
+    assert code == 0 and "close call" not in err  # merged at 0.90: a clear two
 
 
 def test_stdout_and_score_command(tmp_path, capsys, ami_dir):

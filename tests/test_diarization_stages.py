@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mung import audio
-from mung.diarization.clustering import ClusteringConfig, cluster
+from mung.diarization.clustering import ClusteringConfig, cluster, count_margin
 from mung.diarization.resegment import ResegmentConfig, resegment, window_turns
 from mung.diarization.rttm import read_rttm
 from mung.diarization.vad import VADConfig, detect_speech, join_close
@@ -93,6 +93,18 @@ def test_speaker_count_constraints_and_spectral():
     assert len(set(labels)) == 3 and len(set(labels[:30])) == 1
     one, _ = _blobs([40])
     assert len(set(cluster(one, ClusteringConfig()))) == 1  # AHC says "one speaker": spectral not asked
+
+
+def test_count_margin_known_answer():
+    """Two points per speaker, the speakers 90 degrees apart: every tree's last merge is at cosine
+    distance 1 (both points of a speaker are identical), so the margin is 1 - threshold."""
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert count_margin(x, ClusteringConfig(threshold=0.7)) == pytest.approx(0.3)
+    assert count_margin(x, ClusteringConfig(method="ahc", threshold=1.2)) == pytest.approx(-0.2)
+    for config in (ClusteringConfig(num_speakers=2), ClusteringConfig(min_speakers=2),
+                   ClusteringConfig(max_speakers=1), ClusteringConfig(method="spectral")):
+        assert count_margin(x, config) is None  # AHC does not decide the count there
+    assert count_margin(x[:2], ClusteringConfig()) is None
 
 
 def test_tiny_clusters_are_folded_not_invented():

@@ -15,7 +15,7 @@ import numpy as np
 
 from mung import audio
 from mung.config import DEVICE, Config, Interval, Spec, Type, param
-from mung.diarization.clustering import ClusteringConfig, centre, cluster
+from mung.diarization.clustering import CLOSE_CALL, ClusteringConfig, centre, cluster, count_margin
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.overlap import (
@@ -203,7 +203,8 @@ class Diarizer:
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
         turns = self._add_overlap(turns, embedded, config)
-        return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
+        notes = count_notes(embedded, labels, config)
+        return self._name(Diarization(embedded.uri, turns, embedded.duration, notes), embedded, config)
 
     def _add_overlap(self, turns: list, embedded: Embedded, config: DiarizationConfig) -> list:
         """``turns`` with a second speaker in the frames the model found overlapped (unchanged
@@ -232,6 +233,22 @@ class Diarizer:
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
         return self.assign(self.embed(source, uri))
+
+
+def count_notes(embedded: Embedded, labels: np.ndarray, config: DiarizationConfig) -> list[str]:
+    """A note when one or two speakers were found and AHC's "one speaker or more" was a close
+    call (:func:`~mung.diarization.clustering.count_margin`): on phone calls GE2E embeddings
+    put one caller and two callers at nearly the same distance, so the count may be wrong."""
+    found = len(np.unique(labels))
+    if found > 2:
+        return []
+    margin = count_margin(centred(embedded.embeddings, config), config.clustering)
+    if margin is None or abs(margin) >= CLOSE_CALL:
+        return []
+    threshold = config.clustering.threshold
+    return [f"{embedded.uri}: {found} speaker{'s' * (found > 1)} found, but one speaker or more was a close "
+            f"call (last AHC merge at cosine distance {threshold + margin:.3f}, threshold {threshold}); "
+            "pass --num-speakers N if you know the count"]
 
 
 def diarize(

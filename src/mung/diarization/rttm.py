@@ -38,6 +38,7 @@ class Diarization:
     uri: str
     turns: list[Turn] = field(default_factory=list)
     duration: float = 0.0
+    notes: list[str] = field(default_factory=list)  # warnings about this result (not in the RTTM)
 
     @property
     def speakers(self) -> list[str]:
@@ -60,6 +61,7 @@ class Diarization:
             "duration": round(self.duration, 3),
             "speakers": self.speakers,
             "turns": [asdict(t) for t in sorted(self.turns)],
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def to_annotation(self):  # -> pyannote.core.Annotation

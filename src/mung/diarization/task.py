@@ -67,9 +67,9 @@ class DiarizeTask:
         """Runs only for items the batch runner lets through, so existing outputs may be replaced."""
         if not d.turns:
             warn(f"{item.path}: no speech detected; the RTTM is empty")
-        note = speaker_count_note(d, self.config)
-        if note:
-            warn(note)
+        for note in [*d.notes, speaker_count_note(d, self.config)]:
+            if note:
+                warn(note)
         if self.out_dir is None:
             sys.stdout.write(d.to_rttm())
         else:
