@@ -238,7 +238,7 @@ def test_speaker_count_model_trains_detects_overlap_and_refuses_local_mode(small
     with pytest.raises(MungError, match="use it with --segmentation-mode overlap") as exc:
         Diarizer(merge(DiarizationConfig(), {"segmentation.model": str(out), "segmentation.mode": "local"}))
     _one_line(exc)
-    assert SegmentationModel.create(SegmentationSpec(output="count")).net.head[-1].out_features == 3
+    assert SegmentationModel.create(SegmentationSpec.for_output("count")).net.head[-1].out_features == 3
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

@@ -16,6 +16,8 @@ class ReferenceSegmenter:
     :meth:`start` before each recording); local speakers are the three with the most speech in
     the chunk, in order of first activity."""
 
+    local_speakers = True
+
     def __init__(self, model: LocalSegmenter, frames: int) -> None:
         self.chunk_samples, self.frame_step, self.frames = model.chunk_samples, model.frame_step, frames
         self.turns: list[Turn] = []

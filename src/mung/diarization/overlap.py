@@ -31,6 +31,7 @@ from mung.diarization.reconstruct import (
     speaker_count,
 )
 from mung.diarization.rttm import Turn
+from mung.errors import MungError
 from mung.speaker.encoders import SpeakerEncoder
 from mung.torchutil import torch_threads
 
@@ -39,10 +40,12 @@ class LocalSegmenter(Protocol):
     """A local segmentation model (:class:`~mung.diarization.segmentation.SegmentationModel`):
     ``infer(chunks [B, chunk_samples], hard) → [B, frames, speakers]`` activities in [0, 1]
     (``hard``: 0/1, the speakers of the most likely powerset class), frame ``i`` centred at
-    ``i * frame_step`` seconds from the chunk start."""
+    ``i * frame_step`` seconds from the chunk start; ``local_speakers`` false for a model that
+    only counts speakers (it has no local speakers to embed)."""
 
     chunk_samples: int
     frame_step: float
+    local_speakers: bool
 
     def infer(self, chunks: np.ndarray, hard: bool = False) -> np.ndarray: ...
 
@@ -199,6 +202,9 @@ class LocalEmbedder:
     and 58 ms on two (thread contention), as the speaker encoder measured too."""
 
     def __init__(self, model: LocalSegmenter, encoder: SpeakerEncoder, config: SegmentationConfig) -> None:
+        if not model.local_speakers:
+            raise MungError(f"{config.model}: a speaker-count model has no local speakers; use it with "
+                            "--segmentation-mode overlap")
         self.model, self.encoder, self.config = model, encoder, config
         self.step_frames = max(1, int(round(config.step / model.frame_step)))
         self.embed_every = max(1, int(round(config.embed_step / config.step)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -127,9 +127,6 @@ class Diarizer:
         seg = self.config.segmentation
         if segmenter is not None or seg.local:
             segmenter = segmenter or SegmentationModel.load(seg.model)
-            if not getattr(segmenter, "local_speakers", True):
-                raise MungError(f"{seg.model}: a speaker-count model has no local speakers; use it with "
-                                "--segmentation-mode overlap")
             self.local = LocalEmbedder(segmenter, self.encoder, seg)
         elif seg.enabled:
             self.detector = SegmentationModel.load(seg.model)
@@ -203,8 +200,7 @@ class Diarizer:
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
         turns = self._add_overlap(turns, embedded, config)
-        notes = count_notes(embedded, labels, config)
-        return self._name(Diarization(embedded.uri, turns, embedded.duration, notes), embedded, config)
+        return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
 
     def _add_overlap(self, turns: list, embedded: Embedded, config: DiarizationConfig) -> list:
         """``turns`` with a second speaker in the frames the model found overlapped (unchanged
@@ -232,22 +228,32 @@ class Diarizer:
         return rename(result, name_profiles(*profiles, self.voiceprints, config.naming.threshold).names)
 
     def __call__(self, source: str | os.PathLike | np.ndarray, uri: str | None = None) -> Diarization:
-        return self.assign(self.embed(source, uri))
+        """Who spoke when in one recording, with :func:`count_notes` (not computed by
+        :meth:`assign`, which tuning calls once per trial)."""
+        embedded = self.embed(source, uri)
+        result = self.assign(embedded)
+        return replace(result, notes=count_notes(result, embedded, self.config))
 
 
-def count_notes(embedded: Embedded, labels: np.ndarray, config: DiarizationConfig) -> list[str]:
-    """A note when one or two speakers were found and AHC's "one speaker or more" was a close
-    call (:func:`~mung.diarization.clustering.count_margin`): on phone calls GE2E embeddings
-    put one caller and two callers at nearly the same distance, so the count may be wrong."""
-    found = len(np.unique(labels))
-    if found > 2:
+def count_notes(d: Diarization, embedded: Embedded | LocalSpeakers, config: DiarizationConfig) -> list[str]:
+    """Warnings about the speaker count of ``d``: fewer speakers than ``--num-speakers`` /
+    ``--min-speakers`` asked for (a 20-s clip has only about ten embedding windows), or one or
+    two found where AHC's "one speaker or more" was a close call
+    (:func:`~mung.diarization.clustering.count_margin`: on phone calls GE2E embeddings put one
+    caller and two callers at nearly the same distance)."""
+    c, found = config.clustering, len(d.speakers)
+    asked = c.num_speakers or (c.min_speakers if c.min_speakers > 1 else None)
+    if asked and d.turns and found < asked:
+        word = "" if c.num_speakers else "at least "
+        return [f"{d.uri}: asked for {word}{asked} speakers, but {d.duration:.1f} s of audio gave "
+                f"only {found} (too few speech windows to tell more apart)"]
+    if not isinstance(embedded, Embedded) or not 0 < found <= 2:
         return []
-    margin = count_margin(centred(embedded.embeddings, config), config.clustering)
+    margin = count_margin(centred(embedded.embeddings, config), c)
     if margin is None or abs(margin) >= CLOSE_CALL:
         return []
-    threshold = config.clustering.threshold
-    return [f"{embedded.uri}: {found} speaker{'s' * (found > 1)} found, but one speaker or more was a close "
-            f"call (last AHC merge at cosine distance {threshold + margin:.3f}, threshold {threshold}); "
+    return [f"{d.uri}: {found} speaker{'s' * (found > 1)} found, but one speaker or more was a close "
+            f"call (last AHC merge at cosine distance {c.threshold + margin:.3f}, threshold {c.threshold}); "
             "pass --num-speakers N if you know the count"]
 
 

@@ -176,8 +176,13 @@ class SegmentationSpec:
     sample_rate: int = SAMPLE_RATE
     chunk_seconds: float = 5.0
     n_speakers: int = N_SPEAKERS
-    powerset: bool = True
+    powerset: bool = True  # kept for older readers: true exactly when ``output`` is "powerset"
     output: str = "powerset"  # or "count": the number of speakers per frame only
+
+    @classmethod
+    def for_output(cls, output: str) -> SegmentationSpec:
+        """The default network with ``output`` ("powerset" or "count") and its matching flag."""
+        return cls(powerset=output == "powerset", output=output)
     front_end: str = FRONT_END
     n_mels: int = 64
     conv: int = 128
@@ -288,19 +293,26 @@ class SegmentationModel:
         return (np.concatenate(out) if out
                 else np.zeros((0, num_frames(chunks.shape[1]), OUTPUTS[self.spec.output]), np.float32))
 
-    def infer_overlap(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """``[B, samples]`` chunks → ``[B, frames]`` probability that two local speakers talk
+    def overlap_from(self, probs: np.ndarray) -> np.ndarray:
+        """``[..., classes]`` output probabilities → ``[...]`` probability that two speakers talk
         (the sum of the pair classes, or the two-speaker class of a speaker-count model)."""
-        probs = self.infer_classes(chunks, batch_size)
         return overlap_probability(probs) if self.local_speakers else probs[..., MAX_SIMULTANEOUS]
+
+    def hard_from(self, probs: np.ndarray) -> np.ndarray:
+        """``[..., classes]`` output probabilities → ``[..., 3]`` 0/1 activities of the most likely
+        class (a speaker-count model's count as the first speakers: speech and overlap only)."""
+        if self.local_speakers:
+            return powerset_to_multilabel(probs, soft=False)
+        return count_to_multilabel(probs)
+
+    def infer_overlap(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """``[B, samples]`` chunks → ``[B, frames]`` overlap probability (:meth:`overlap_from`)."""
+        return self.overlap_from(self.infer_classes(chunks, batch_size))
 
     def infer_count(self, chunks: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """``[B, samples]`` chunks → ``[B, frames]`` number of speakers (0, 1, 2) of the most
         likely class."""
-        probs = self.infer_classes(chunks, batch_size)
-        if self.local_speakers:
-            return powerset_matrix().sum(1).astype(np.int64)[probs.argmax(-1)]
-        return probs.argmax(-1)
+        return self.hard_from(self.infer_classes(chunks, batch_size)).sum(-1).astype(np.int64)
 
     @property
     def overlap_threshold(self) -> float:
@@ -367,11 +379,12 @@ def read_meta(path: str | os.PathLike) -> dict:
 
 def _check_spec(path: Path, meta: dict) -> SegmentationSpec:
     """The file's spec, or one line saying what this code cannot run."""
-    want = {"sample_rate": SAMPLE_RATE, "n_speakers": N_SPEAKERS, "powerset": True, "front_end": FRONT_END,
-            "frame_samples": FRAME_SAMPLES}
-    if meta.get("output", "powerset") not in OUTPUTS:
-        raise MungError(f"{path}: incompatible segmentation model: output is {meta.get('output')!r}, "
+    output = meta.get("output", "powerset")  # files written before speaker-count models say nothing
+    if output not in OUTPUTS:
+        raise MungError(f"{path}: incompatible segmentation model: output is {output!r}, "
                         f"this version of mung runs {' or '.join(map(repr, OUTPUTS))}")
+    want = {"sample_rate": SAMPLE_RATE, "n_speakers": N_SPEAKERS, "powerset": output == "powerset",
+            "front_end": FRONT_END, "frame_samples": FRAME_SAMPLES}
     for key, value in want.items():
         if meta.get(key) != value:
             raise MungError(f"{path}: incompatible segmentation model: {key} is {meta.get(key)!r}, "

@@ -20,18 +20,6 @@ def summary(d: Diarization) -> str:
     return "\n".join(lines)
 
 
-def speaker_count_note(d: Diarization, config: DiarizationConfig) -> str | None:
-    """A warning when the recording cannot hold the speakers asked for (a 20-s clip has only
-    about ten embedding windows, so ``--num-speakers 50`` can give at most ten)."""
-    c = config.clustering
-    asked = c.num_speakers or (c.min_speakers if c.min_speakers > 1 else None)
-    if asked and d.turns and len(d.speakers) < asked:
-        word = "" if c.num_speakers else "at least "
-        return (f"{d.uri}: asked for {word}{asked} speakers, but {d.duration:.1f} s of audio gave "
-                f"only {len(d.speakers)} (too few speech windows to tell more apart)")
-    return None
-
-
 @dataclass
 class DiarizeTask:
     """Diarize each item; ``out_dir=None`` prints the RTTM to stdout instead of writing files."""
@@ -67,9 +55,8 @@ class DiarizeTask:
         """Runs only for items the batch runner lets through, so existing outputs may be replaced."""
         if not d.turns:
             warn(f"{item.path}: no speech detected; the RTTM is empty")
-        for note in [*d.notes, speaker_count_note(d, self.config)]:
-            if note:
-                warn(note)
+        for note in d.notes:
+            warn(note)
         if self.out_dir is None:
             sys.stdout.write(d.to_rttm())
         else:

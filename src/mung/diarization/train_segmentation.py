@@ -36,10 +36,7 @@ from mung.diarization.segmentation import (
     SegmentationModel,
     SegmentationSpec,
     count_loss,
-    count_to_multilabel,
-    overlap_probability,
     pit_powerset_loss,
-    powerset_to_multilabel,
 )
 from mung.errors import MungError
 from mung.outputs import check_writable
@@ -165,21 +162,20 @@ def evaluate(model: SegmentationModel, wavs: np.ndarray, labels: np.ndarray, bat
     the overlap threshold the chunks call for (:func:`overlap_threshold`)."""
     model.net.eval()
     device = next(model.net.parameters()).device
-    local = model.local_speakers
+    loss_fn = loss_function(model)
     counts, losses, probs = FrameCounts(), [], []
     with torch.inference_mode():
         for i in range(0, len(wavs), batch_size):
             logits = model.net(torch.from_numpy(wavs[i : i + batch_size]).to(device))
             y = torch.from_numpy(labels[i : i + batch_size])
-            losses.append(float(loss_function(model)(logits, y.to(device))) * len(y))
+            losses.append(float(loss_fn(logits, y.to(device))) * len(y))
             p = torch.softmax(logits, -1).cpu().numpy()
-            probs.append(overlap_probability(p) if local else p[..., -1])
-            hyps = powerset_to_multilabel(p, soft=False) if local else count_to_multilabel(p)
-            for ref, hyp in zip(y.numpy(), hyps, strict=True):
+            probs.append(model.overlap_from(p))
+            for ref, hyp in zip(y.numpy(), model.hard_from(p), strict=True):
                 counts.add(ref, hyp)
     threshold = overlap_threshold(np.concatenate(probs).ravel(), labels.sum(-1).ravel() >= 2)
     metrics = counts.metrics()
-    if not local:  # no local speakers, no frame error
+    if not model.local_speakers:  # no local speakers, no frame error
         del metrics["frame_error"]
     return {"loss": round(sum(losses) / len(wavs), 4), **metrics, "overlap_threshold": threshold}
 
@@ -230,7 +226,8 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
             raise MungError(f"{init}: a {model.spec.output} model cannot be fine-tuned with objective "
                             f"{config.objective}")
     else:
-        model = SegmentationModel.create(SegmentationSpec(output=config.objective or "powerset"), config.seed)
+        model = SegmentationModel.create(SegmentationSpec.for_output(config.objective or "powerset"),
+                                         config.seed)
     chunk = ChunkConfig(chunk_seconds=model.spec.chunk_seconds)
     bank = SpeechBank.from_dir(speech_dir, chunk.silence_db, chunk.fill_gap)
     train_spk, val_spk = bank.split(min(config.val_speakers, max(1, len(bank.speakers) // 5)), config.seed)
