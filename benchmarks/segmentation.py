@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,22 +54,60 @@ def reference_counts(turns, times: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
+@dataclass
+class Frames:
+    """Frame counts and overlap scores of one model on some files (:func:`collect`); ``+``
+    pools two (e.g. the held-out folds of a cross-validation, each scored by its own model)."""
+
+    tp: dict[str, int] = field(default_factory=lambda: {"speech": 0, "overlap": 0})
+    fp: dict[str, int] = field(default_factory=lambda: {"speech": 0, "overlap": 0})
+    fn: dict[str, int] = field(default_factory=lambda: {"speech": 0, "overlap": 0})
+    scores: list[np.ndarray] = field(default_factory=list)  # overlap probability per frame
+    found: list[np.ndarray] = field(default_factory=list)  # above the model's threshold
+    truth: list[np.ndarray] = field(default_factory=list)  # two or more reference speakers
+    seconds: float = 0.0
+    elapsed: float = 0.0
+
+    def __add__(self, other: Frames) -> Frames:
+        return Frames(*({k: a[k] + b[k] for k in a} for a, b in ((self.tp, other.tp), (self.fp, other.fp),
+                                                                (self.fn, other.fn))),
+                      self.scores + other.scores, self.found + other.found, self.truth + other.truth,
+                      self.seconds + other.seconds, self.elapsed + other.elapsed)
+
+    def row(self) -> dict[str, float]:
+        """The table's columns."""
+
+        def pct(a: int, b: int) -> float:
+            return 100.0 * a / b if b else float("nan")
+
+        tp, fp, fn = self.tp, self.fp, self.fn
+        out = {}
+        for kind in ("speech", "overlap"):
+            out[f"{kind} P"] = pct(tp[kind], tp[kind] + fp[kind])
+            out[f"{kind} R"] = pct(tp[kind], tp[kind] + fn[kind])
+        p, t, found = (np.concatenate(x) for x in (self.scores, self.truth, self.found))
+        out["overlap AP"] = 100.0 * average_precision_score(t, p)
+        out["overlap P @thr"] = pct(int((found & t).sum()), int(found.sum()))
+        out["overlap R @thr"] = pct(int((found & t).sum()), int(t.sum()))
+        out["ref overlap %"] = pct(tp["overlap"] + fn["overlap"], tp["speech"] + fn["speech"])
+        out["CPU RTF"] = self.elapsed / self.seconds
+        return out
+
+
+def collect(model: SegmentationModel, name: str, uris: Collection[str] | None = None) -> Frames:
+    """Score ``model`` on the files of the set ``name`` (only ``uris`` when given)."""
     folder = DATA / name
     refs = read_rttm(folder / f"{name}.rttm")
     uems = read_uem(folder / f"{name}.uem")
-    tp = {"speech": 0, "overlap": 0}
-    fp, fn = dict(tp), dict(tp)
-    seconds = elapsed = 0.0
-    scores, truth = [], []
+    out = Frames()
     for path in audio.find_audio([folder]):
-        if path.stem not in refs:
+        if path.stem not in refs or (uris is not None and path.stem not in uris):
             continue
         wav = audio.load(path)
         t0 = time.process_time()
         hyp = hard_counts(model, wav)
-        elapsed += time.process_time() - t0
-        seconds += len(wav) / model.sample_rate
+        out.elapsed += time.process_time() - t0
+        out.seconds += len(wav) / model.sample_rate
         times = np.arange(len(hyp)) * model.frame_step
         ref = reference_counts(refs[path.stem].turns, times)
         keep = np.zeros(len(times), bool)
@@ -75,28 +115,27 @@ def score_set(model: SegmentationModel, name: str) -> dict[str, float]:
             keep |= (times >= a) & (times < b)
         for kind, k in (("speech", 1), ("overlap", 2)):
             r, h = (ref >= k)[keep], (hyp >= k)[keep]
-            tp[kind] += int((r & h).sum())
-            fp[kind] += int((~r & h).sum())
-            fn[kind] += int((r & ~h).sum())
+            out.tp[kind] += int((r & h).sum())
+            out.fp[kind] += int((~r & h).sum())
+            out.fn[kind] += int((r & ~h).sum())
         p = detect_overlap(model, wav)[: len(times)]
-        scores.append(p[keep[: len(p)]])
-        truth.append((ref >= 2)[: len(p)][keep[: len(p)]])
+        out.scores.append(p[keep[: len(p)]])
+        out.found.append(out.scores[-1] > model.overlap_threshold)
+        out.truth.append((ref >= 2)[: len(p)][keep[: len(p)]])
+    return out
 
-    def pct(a: int, b: int) -> float:
-        return 100.0 * a / b if b else float("nan")
 
-    row = {}
-    for kind in ("speech", "overlap"):
-        row[f"{kind} P"] = pct(tp[kind], tp[kind] + fp[kind])
-        row[f"{kind} R"] = pct(tp[kind], tp[kind] + fn[kind])
-    p, t = np.concatenate(scores), np.concatenate(truth)
-    found = p > model.overlap_threshold
-    row["overlap AP"] = 100.0 * average_precision_score(t, p)
-    row["overlap P @thr"] = pct(int((found & t).sum()), int(found.sum()))
-    row["overlap R @thr"] = pct(int((found & t).sum()), int(t.sum()))
-    row["ref overlap %"] = pct(tp["overlap"] + fn["overlap"], tp["speech"] + fn["speech"])
-    row["CPU RTF"] = elapsed / seconds
-    return row
+def score_set(model: SegmentationModel, name: str, uris: Collection[str] | None = None) -> dict[str, float]:
+    return collect(model, name, uris).row()
+
+
+def print_table(rows: dict[str, dict[str, float]], first: str = "set") -> None:
+    cols = list(next(iter(rows.values())))
+    print(f"| {first} | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name, row in rows.items():
+        cells = [f"{row[c]:.4f}" if c == "CPU RTF" else f"{row[c]:.1f}" for c in cols]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -106,13 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = SegmentationModel.load(args.model)
-    rows = {name: score_set(model, name) for name in args.sets.split(",")}
-    cols = list(next(iter(rows.values())))
-    print("| set | " + " | ".join(cols) + " |")
-    print("|---|" + "---|" * len(cols))
-    for name, row in rows.items():
-        cells = [f"{row[c]:.4f}" if c == "CPU RTF" else f"{row[c]:.1f}" for c in cols]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print_table({name: score_set(model, name) for name in args.sets.split(",")})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from conftest import data_dir, run_cli
 from safetensors.torch import load_file, save_file
 
 from mung import audio
-from mung.diarization.meetings import ChunkSimulator, SpeechBank
+from mung.diarization.meetings import ChunkConfig, ChunkSimulator, SpeechBank, speed_perturb
 from mung.diarization.segmentation import (
     POWERSET,
     FrameCounts,
@@ -127,6 +127,26 @@ def test_simulated_chunks_are_labelled_and_reproducible(small_bank):
     assert lab.sum(-1).max() == 2  # overlaps occur, never three at once
     assert 0.3 < (lab.sum(-1) >= 1).mean() < 0.98
     assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+
+
+def test_speed_perturbation_keeps_labels_aligned(small_bank):
+    _, bank = small_bank
+    wav = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32)
+    mask = np.zeros(100, bool)
+    mask[50:] = True  # speech in the second half
+    for speed in (0.9, 1.1):
+        out, m = speed_perturb(wav, mask, speed)
+        assert len(out) == 160 * len(m) and abs(len(out) / 16000 - 1 / speed) < 0.02
+        assert abs(np.argmax(m) / len(m) - 0.5) < 0.02  # the onset stays halfway
+        pitch = np.argmax(np.abs(np.fft.rfft(out))) * 16000 / len(out)
+        assert abs(pitch - 200 * speed) < 5  # tempo and pitch move together
+    piece, piece_mask = bank.piece(np.random.default_rng(0), bank.speakers[0], 2.0, speed=0.9)
+    assert abs(len(piece) / 16000 - 2.0) < 0.05 and len(piece) == 160 * len(piece_mask)
+    sim = ChunkSimulator(bank, bank.speakers, music=[], config=ChunkConfig(speed=(0.9, 1.1)))
+    plain = ChunkSimulator(bank, bank.speakers, music=[])
+    (w1, l1), (w0, l0) = (x.batch(np.random.default_rng(3), 8) for x in (sim, plain))
+    assert w1.shape == w0.shape and l1.shape == l0.shape and not np.array_equal(w1, w0)
+    assert 0.3 < (l1.sum(-1) >= 1).mean() < 0.98
 
 
 def test_loss_falls_on_tiny_simulated_set(small_bank, one_thread):

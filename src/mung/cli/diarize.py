@@ -292,6 +292,7 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
     "objective": (click.Choice(["powerset", "count"]),
                   "powerset: local speakers, for both pipelines (default); count: speakers per frame only "
                   "(overlap detection, for --segmentation-mode overlap). A fine-tune keeps --init's."),
+    "speed-perturb": (float, "Training speakers play at a speed drawn from 1 ± this (default 0: off)."),
 })
 @click.option("--force", is_flag=True, help="Overwrite an existing model.")
 @config_options

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy.signal import fftconvolve, resample_poly
 
 from mung import audio
 from mung.diarization.rttm import Diarization
@@ -58,6 +59,7 @@ class ChunkConfig:
     telephone_prob: float = 0.1
     level_dbfs: tuple[float, float] = (-40.0, -1.0)  # peak level of the chunk
     padding_prob: float = 0.08  # digital silence (0.2-3 s) at one end, as at the edges of a file
+    speed: tuple[float, float] = (1.0, 1.0)  # per speaker and chunk: speed perturbation (tempo and pitch)
     fill_gap: float = 0.3
     silence_db: float = -35.0
 
@@ -93,9 +95,13 @@ class SpeechBank:
         val = set(np.random.default_rng(seed).choice(self.speakers, n_val, replace=False).tolist())
         return [s for s in self.speakers if s not in val], sorted(val)
 
-    def piece(self, rng: np.random.Generator, spk: str, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    def piece(self, rng: np.random.Generator, spk: str, duration: float, speed: float = 1.0
+              ) -> tuple[np.ndarray, np.ndarray]:
         """About ``duration`` s of ``spk``'s speech, samples and 10 ms mask: a random part of one
-        utterance, or several joined by 0.1-0.4 s pauses when one is too short."""
+        utterance, or several joined by 0.1-0.4 s pauses when one is too short; played ``speed``
+        times faster (:func:`speed_perturb`)."""
+        if speed != 1.0:
+            return speed_perturb(*self.piece(rng, spk, duration * speed), speed)
         wavs, masks, total = [], [], 0
         want = max(1, int(duration * SR / VAD_HOP))
         while total < want:
@@ -114,6 +120,18 @@ class SpeechBank:
         if len(wavs) == 1:
             return wavs[0], masks[0]
         return np.concatenate(wavs), np.concatenate(masks)
+
+
+def speed_perturb(wav: np.ndarray, mask: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """``wav`` (and its 10 ms ``mask``) played ``speed`` times faster: resampled by the nearest
+    ratio p/q with q <= 20 (polyphase filter), so tempo and pitch move together, as in Kaldi's
+    3-way speed perturbation (Ko et al., "Audio augmentation for speech recognition",
+    Interspeech 2015), which makes new voices out of few speakers."""
+    ratio = Fraction(1 / speed).limit_denominator(20)
+    out = resample_poly(wav, ratio.numerator, ratio.denominator).astype(np.float32)
+    frames = max(1, len(out) // VAD_HOP)
+    index = np.minimum((np.arange(frames) * len(mask) / frames).astype(int), len(mask) - 1)
+    return out[: frames * VAD_HOP], mask[index]
 
 
 def speech_mask(wav: np.ndarray, silence_db: float, fill_gap: float) -> np.ndarray:
@@ -235,8 +253,9 @@ class ChunkSimulator:
         tracks = np.zeros((max(k, 1), pre + n), np.float32)  # dry speech per local speaker
         masks = np.zeros((N_SPEAKERS, n // hop + 1), bool)
         gains = rng.uniform(*c.speaker_gain_db, size=max(k, 1))
+        speeds = rng.uniform(*c.speed, size=max(k, 1)) if c.speed != (1.0, 1.0) else np.ones(max(k, 1))
         for spk, start, length in self._plan(rng, k) if k else []:
-            wav, mask = self.bank.piece(rng, chosen[spk], length)
+            wav, mask = self.bank.piece(rng, chosen[spk], length, float(speeds[spk]))
             a = int(round(start * SR / hop))  # in 10 ms frames; may be negative
             lo, hi = max(0, -a), min(len(mask), masks.shape[1] - a)
             if hi <= lo:

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -52,7 +52,9 @@ class SegmentationTrainConfig(Config):
     ``workers``: processes that simulate batches (0: one background thread, right for 2 cores;
     a GPU host needs several, simulation costs about 8 ms of CPU per 5-s chunk); ``device``:
     ``auto`` trains on a GPU when one is visible; ``objective``: ``powerset`` (local speakers, for
-    both pipelines) or ``count`` (speakers per frame only: overlap detection, for the overlap mode)."""
+    both pipelines) or ``count`` (speakers per frame only: overlap detection, for the overlap mode);
+    ``speed_perturb``: each training speaker of a chunk plays at a speed drawn from ``1 ± x``
+    (new voices from few speakers; validation chunks are not perturbed)."""
 
     section: ClassVar[str] = "segmentation_training"
 
@@ -72,6 +74,7 @@ class SegmentationTrainConfig(Config):
     device: str = param("auto", DEVICE)
     seed: int = param(0, Interval(int, 0, None))
     objective: str | None = param(None, Options(("powerset", "count")), None)  # None: powerset, or init's
+    speed_perturb: float = param(0.0, Interval(float, 0, 0.5, "left"))  # training speakers at 1 ± this speed
 
 
 def prefetch(pool: Callable[[], Executor], task: Callable[[int], T], depth: int
@@ -233,7 +236,8 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     train_spk, val_spk = bank.split(min(config.val_speakers, max(1, len(bank.speakers) // 5)), config.seed)
     music = load_music(noise_dir, config.music_clips, seed=config.seed)
     n_val_music = max(1, len(music) // 6) if len(music) > 1 else 0
-    train_sim = ChunkSimulator(bank, train_spk, music[n_val_music:] or music, chunk)
+    perturbed = replace(chunk, speed=(1 - config.speed_perturb, 1 + config.speed_perturb))
+    train_sim = ChunkSimulator(bank, train_spk, music[n_val_music:] or music, perturbed)
     val_sim = ChunkSimulator(bank, val_spk, music[:n_val_music] or music, chunk)
     real = _real_chunks(audio_dir, ref, chunk.chunk_seconds) if audio_dir else None
     val_wav, val_lab = _validation_set(val_sim, config.val_chunks, config.seed + 1)
