@@ -296,10 +296,12 @@ def test_foreign_and_incompatible_model_files(tmp_path):
     _one_line(exc)
 
 
-def test_cli_refuses_negative_workers(capsys, tmp_path):
+@pytest.mark.parametrize(("option", "value"), [("--workers", "-1"), ("--speed-perturb", "0.7")])
+def test_cli_refuses_bad_training_settings(capsys, tmp_path, option, value):
     code, _, err = run_cli(capsys, "diarize", "train-segmentation", "--speech", tmp_path, "--out",
-                           tmp_path / "m.safetensors", "--workers", "-1")
-    assert code != 0 and "workers" in err and len(err.strip().splitlines()) == 1, err
+                           tmp_path / "m.safetensors", option, value)
+    name = option.strip("-").replace("-", "_")
+    assert code != 0 and name in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "m.safetensors").exists()
 
 
