@@ -69,8 +69,10 @@ class Frames:
     elapsed: float = 0.0
 
     def __add__(self, other: Frames) -> Frames:
-        return Frames(*({k: a[k] + b[k] for k in a} for a, b in ((self.tp, other.tp), (self.fp, other.fp),
-                                                                (self.fn, other.fn))),
+        def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {k: a[k] + b[k] for k in a}
+
+        return Frames(add(self.tp, other.tp), add(self.fp, other.fp), add(self.fn, other.fn),
                       self.scores + other.scores, self.found + other.found, self.truth + other.truth,
                       self.seconds + other.seconds, self.elapsed + other.elapsed)
 

@@ -41,23 +41,21 @@ SET = "ami-excerpts"
 FOLDS = [["ES2003a", "EN2001a", "EN2001e", "EN2003a"], ["EN2004a", "EN2005a", "EN2006a", "EN2009b"]]
 
 
-def fine_tune(train_uris: list[str], out: Path, minutes: float, lr: float, seed: int) -> None:
-    """Fine-tune the shipped model on the excerpts ``train_uris`` (symlinked into a temporary
-    folder) and write the final step's model to ``out`` (simulated validation only at the end:
-    it would otherwise keep the checkpoint that fits the simulator best)."""
+def meeting(uri: str) -> str:
+    """The AMI meeting of an excerpt's uri (``EN2001a_0000-0030`` → ``EN2001a``)."""
+    return uri.split("_")[0]
+
+
+def fine_tune(files: list[Path], out: Path, minutes: float, lr: float, seed: int) -> None:
+    """Fine-tune the shipped model on the excerpts ``files`` (symlinked into a temporary folder)
+    and write the final step's model to ``out`` (simulated validation only at the end: it would
+    otherwise keep the checkpoint that fits the simulator best)."""
     with tempfile.TemporaryDirectory() as tmp:
-        for path in audio.find_audio([DATA / SET]):
-            if path.stem.split("_")[0] in train_uris:
-                (Path(tmp) / path.name).symlink_to(path)
+        for path in files:
+            (Path(tmp) / path.name).symlink_to(path)
         config = SegmentationTrainConfig(minutes=minutes, lr=lr, val_every=minutes + 1, seed=seed)
         train_segmentation(SPEECH, out, MUSIC, tmp, DATA / SET / f"{SET}.rttm", config, init="default",
                            force=True)
-
-
-def diarize(model: str, uris: list[str]) -> dict:
-    diarizer = Diarizer(merge(DiarizationConfig(), {"segmentation.model": model}))
-    files = [p for p in audio.find_audio([DATA / SET]) if p.stem.split("_")[0] in uris]
-    return {d.uri: d for d in map(diarizer, files)}
 
 
 def main() -> None:
@@ -70,18 +68,22 @@ def main() -> None:
     args.models.mkdir(parents=True, exist_ok=True)
     refs = read_rttm(DATA / SET / f"{SET}.rttm")
     uem = read_uem(DATA / SET / f"{SET}.uem")
+    files = [p for p in audio.find_audio([DATA / SET]) if p.stem in refs]
+    shipped = SegmentationModel.load("default"), Diarizer()  # the default uses the shipped model
     frames = {"shipped": Frames(), "fine-tuned": Frames()}
     hyps: dict[str, dict] = {"shipped": {}, "fine-tuned": {}}
     for k, held_out in enumerate(FOLDS):
         path = args.models / f"fold{k}.safetensors"
         if not path.exists():
-            others = [u for fold in FOLDS if fold is not held_out for u in fold]
-            fine_tune(others, path, args.minutes, args.lr, args.seed)
-        uris = {u for u in refs if u.split("_")[0] in held_out}
+            fine_tune([p for p in files if meeting(p.stem) not in held_out], path, args.minutes, args.lr,
+                      args.seed)
         torch.set_num_threads(1)
-        for name, model in (("shipped", "default"), ("fine-tuned", str(path))):
-            frames[name] = frames[name] + collect(SegmentationModel.load(model), SET, uris)
-            hyps[name].update(diarize(model, held_out))
+        tuned = (SegmentationModel.load(path),
+                 Diarizer(merge(DiarizationConfig(), {"segmentation.model": str(path)})))
+        test = [p for p in files if meeting(p.stem) in held_out]
+        for name, (model, diarizer) in (("shipped", shipped), ("fine-tuned", tuned)):
+            frames[name] = frames[name] + collect(model, SET, {p.stem for p in test})
+            hyps[name].update({d.uri: d for d in map(diarizer, test)})
     rows = {}
     for name in frames:
         row = frames[name].row()

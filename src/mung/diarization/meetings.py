@@ -253,6 +253,7 @@ class ChunkSimulator:
         tracks = np.zeros((max(k, 1), pre + n), np.float32)  # dry speech per local speaker
         masks = np.zeros((N_SPEAKERS, n // hop + 1), bool)
         gains = rng.uniform(*c.speaker_gain_db, size=max(k, 1))
+        # drawn only when on, so that unperturbed runs keep their random stream (and their batches)
         speeds = rng.uniform(*c.speed, size=max(k, 1)) if c.speed != (1.0, 1.0) else np.ones(max(k, 1))
         for spk, start, length in self._plan(rng, k) if k else []:
             wav, mask = self.bank.piece(rng, chosen[spk], length, float(speeds[spk]))

@@ -178,17 +178,17 @@ class SegmentationSpec:
     n_speakers: int = N_SPEAKERS
     powerset: bool = True  # kept for older readers: true exactly when ``output`` is "powerset"
     output: str = "powerset"  # or "count": the number of speakers per frame only
-
-    @classmethod
-    def for_output(cls, output: str) -> SegmentationSpec:
-        """The default network with ``output`` ("powerset" or "count") and its matching flag."""
-        return cls(powerset=output == "powerset", output=output)
     front_end: str = FRONT_END
     n_mels: int = 64
     conv: int = 128
     hidden: int = 128
     layers: int = 2
     dropout: float = 0.1
+
+    @classmethod
+    def for_output(cls, output: str) -> SegmentationSpec:
+        """The default network with ``output`` ("powerset" or "count") and its matching flag."""
+        return cls(powerset=output == "powerset", output=output)
 
 
 class SegmentationNet(nn.Module):
