@@ -87,6 +87,9 @@ def split_protocol(args: argparse.Namespace) -> str:
         ("mung: 1.6-s windows, 50 % overlap, speech only (default)",
          lambda ws: trimmed.embed_waveforms(ws).embeddings),
     ]
+    campplus = utterance_embedder("campplus")
+    rows.append(("CAM++ (`--model campplus`) on those windows (default)",
+                 lambda ws: campplus.embed_waveforms(ws).embeddings))
     for label, config in [
         ("… no silence trimming", UtteranceConfig(trim_silence=False)),
         ("… 75 % overlap", UtteranceConfig(overlap=0.75)),
@@ -105,7 +108,7 @@ def split_protocol(args: argparse.Namespace) -> str:
         lines.append(f"| {label} | {e1:.2f} % | {e3:.2f} % | {secs:.2f} |")
         print(lines[-1], flush=True)
         if "(default)" in label:
-            calibration = " Default row, cosine threshold at 1 % false acceptance: " + ", ".join(
+            calibration += f" {label.split(',')[0]}: cosine threshold at 1 % false acceptance " + ", ".join(
                 f"{threshold_at(*res[d], 0.01):.3f} ({d:g}-s tests)" for d in res) + "."
     setup = (f"{len(wavs)} speakers of `{args.split_data.name}` (one utterance each, {minutes:.0f} min): "
              "enrolment on the first half of each utterance, test on the 1-s / 3-s centre crop of the "

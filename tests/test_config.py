@@ -18,7 +18,7 @@ from mung.errors import MungError
 
 @pytest.mark.parametrize("override, message", [
     ({"clustering.threshold": "abc"},
-     "The 'clustering.threshold' parameter must be a float in [0, 2]. Got 'abc' instead."),
+     "The 'clustering.threshold' parameter must be a float in [0, 2] or None. Got 'abc' instead."),
     ({"clustering.num_speakers": 0},
      "The 'clustering.num_speakers' parameter must be an int in [1, inf) or None. Got 0 instead."),
     ({"clustering.method": "kmeans"}, "The 'clustering.method' parameter must be a str among {"),

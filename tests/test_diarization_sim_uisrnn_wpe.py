@@ -151,7 +151,7 @@ def test_uisrnn_trains_and_predicts_on_real_embeddings(tmp_path, sim_embeddings)
     assert 0 < model.p_change < 0.5 and model.crp_alpha > 0
     path = save_model(model, tmp_path / "m.pt")
     blob = read_meta(path)  # the shared checkpoint format: the description reads without the weights
-    assert blob["dim"] == 256 and blob["meta"]["encoder"] == "resemblyzer"
+    assert blob["dim"] == 192 and blob["meta"]["encoder"] == "campplus"  # the pipeline's default
     accuracy = {}
     for i, (emb, truth) in enumerate(data):  # 0-2 were trained on; 3 is unseen
         t0 = time.perf_counter()
@@ -174,7 +174,7 @@ def test_uisrnn_refuses_other_embedding_sizes(tmp_path):
 
     with pytest.raises(MungError, match="trained on 8-d"):
         Diarizer(cfg)
-    other = save_model(UISRNN(256, 4, {"encoder": "resemblyzer", "window": 9.0}), tmp_path / "w.pt")
+    other = save_model(UISRNN(192, 4, {"encoder": "campplus", "window": 9.0}), tmp_path / "w.pt")
     with pytest.warns(UserWarning, match=r"window 9.0 \(now 1.5\)"):
         Diarizer(merge(cfg, {"clustering.model": str(other), "windows.window": 1.5}))
 

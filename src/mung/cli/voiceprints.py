@@ -14,7 +14,7 @@ db_option = click.option("--db", "db", required=True, type=click.Path(path_type=
 def _embedder_options(f):
     f = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1…")(f)
     return click.option("--model", default="default", show_default=True,
-                        help="Encoder: default (resemblyzer) or resnetse34l:CKPT.")(f)
+                        help="Encoder: default (resemblyzer), campplus or resnetse34l:CKPT.")(f)
 
 
 @click.command()
@@ -71,12 +71,11 @@ def identify(audio: tuple[str, ...], db: Path, model: str, device: str, top: int
              threshold: float | None) -> None:
     """Who is speaking in each AUDIO file: the closest enrolled names with scores, or unknown."""
     from mung.diarization.naming import utterance_embedder
-    from mung.speaker.voiceprints import IDENTIFY_THRESHOLD, VoiceprintDB
+    from mung.speaker.voiceprints import VoiceprintDB
     from mung.speaker.voiceprints import identify as run
 
     database = VoiceprintDB(db)
-    thr = IDENTIFY_THRESHOLD if threshold is None else threshold
-    for r in run(list(audio), database, utterance_embedder(model, device), top, thr):
+    for r in run(list(audio), database, utterance_embedder(model, device), top, threshold):
         scores = "  ".join(f"{n} {s:.3f}" for n, s in r.matches)
         click.echo(f"{r.source}\t{r.name}\t{scores}")
 

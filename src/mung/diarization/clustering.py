@@ -23,11 +23,14 @@ from mung.registry import create, register
 
 MAX_SPECTRAL_SIZE = 600
 MAX_SPEAKERS = 20  # the eigen-gap search range when the user gives no bound
+DEFAULT_THRESHOLD = 0.7  # GE2E's AHC threshold, for clustering called outside the pipeline
 
 
 @dataclass
 class ClusteringConfig(Config):
-    """``threshold``: cosine distance at which AHC stops merging. ``num_speakers`` fixes the
+    """``threshold``: cosine distance at which AHC stops merging (``None``: the speaker
+    encoder's own in the diarization pipeline — CAM++ 0.6, GE2E 0.7 — and ``DEFAULT_THRESHOLD``
+    when clustering is called alone). ``num_speakers`` fixes the
     count; ``min_speakers``/``max_speakers`` bound it. ``min_cluster_fraction``: clusters
     holding less than this share of the speech are re-assigned to the nearest larger one;
     ``min_cluster_seconds``: so are clusters with less speech than this, whatever the method
@@ -45,7 +48,7 @@ class ClusteringConfig(Config):
 
     method: str = param("ahc+spectral", Options(kind="clustering"))
     linkage: str = param("average", Options(("average", "complete", "single")))
-    threshold: float = param(0.7, Interval(float, 0, 2))
+    threshold: float | None = param(None, Interval(float, 0, 2), None)
     num_speakers: int | None = param(None, Interval(int, 1, None), None)
     min_speakers: int = param(1, Interval(int, 1, None))
     max_speakers: int | None = param(None, Interval(int, 1, None), None)
@@ -60,6 +63,11 @@ class ClusteringConfig(Config):
             raise MungError(f"The '{where}.model' parameter must be a model path when "
                             f"'{where}.method' is 'uisrnn' (--clustering uisrnn:MODEL). Got None instead.")
         at_least(self, where, "max_speakers", "min_speakers")
+
+    @property
+    def cut(self) -> float:
+        """The AHC threshold in use (``threshold``, or ``DEFAULT_THRESHOLD`` when unset)."""
+        return DEFAULT_THRESHOLD if self.threshold is None else self.threshold
 
     def bounds(self, n: int) -> tuple[int, int]:
         """Allowed speaker count range for ``n`` embeddings."""
@@ -94,7 +102,7 @@ def ahc(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
     """Agglomerative clustering with cosine distance, cut by threshold inside the count bounds."""
     lo, hi = config.bounds(len(emb))
     tree = linkage(emb, method=config.linkage, metric="cosine")
-    labels = fcluster(tree, t=config.threshold, criterion="distance")
+    labels = fcluster(tree, t=config.cut, criterion="distance")
     k = len(np.unique(labels))
     if not lo <= k <= hi:
         labels = fcluster(tree, t=min(max(k, lo), hi), criterion="maxclust")
@@ -114,7 +122,7 @@ def count_margin(emb: np.ndarray, config: ClusteringConfig) -> float | None:
     fixed = config.num_speakers is not None or config.min_speakers > 1 or config.max_speakers == 1
     if config.method not in ("ahc", "ahc+spectral") or fixed or not 2 < len(emb) <= CLOSE_CALL_MAX_ROWS:
         return None
-    return float(linkage(emb, method=config.linkage, metric="cosine")[-1, 2] - config.threshold)
+    return float(linkage(emb, method=config.linkage, metric="cosine")[-1, 2] - config.cut)
 
 
 def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:

@@ -30,18 +30,17 @@ from mung.speaker.encoders import load_encoder
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 
-NAMING_THRESHOLD = 0.79
-
 
 @dataclass
 class NamingConfig(Config):
     """``speakers``: a voiceprint database folder (``mung speaker enroll``); ``threshold``: the
-    cosine score a cluster needs to be given an enrolled name."""
+    cosine score a cluster needs to be given an enrolled name (``None``: the one calibrated for
+    the encoder the voiceprints were made with)."""
 
     section: ClassVar[str] = "naming"
 
     speakers: str | None = param(None, NONE, Type(str))
-    threshold: float = param(NAMING_THRESHOLD, Interval(float, -1, 1))
+    threshold: float | None = param(None, Interval(float, -1, 1), None)
 
 
 @dataclass

@@ -71,6 +71,7 @@ def labelled_embeddings(paths: list[Path], refs: dict, config: DiarizationConfig
         raise MungError(f"{missing[0]}: no reference turns for uri '{missing[0].stem}' in the RTTM")
     config = merge(config, {"clustering.method": "ahc", "segmentation.model": "none"})  # window embeddings
     diarizer = Diarizer(config)
+    config = diarizer.config  # the encoder's own centring where none is set
     meta = {"encoder": diarizer.encoder.name, "embedding": config.embedding.model, **front_end(config)}
     stored = dict(np.load(cache)) if cache is not None and Path(cache).is_file() else {}
     data, new = [], False

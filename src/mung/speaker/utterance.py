@@ -98,6 +98,14 @@ class UtteranceEmbedder:
     def dim(self) -> int:
         return self.encoder.dim
 
+    @property
+    def naming_threshold(self) -> float:
+        return self.encoder.naming_threshold
+
+    @property
+    def identify_threshold(self) -> float:
+        return self.encoder.identify_threshold
+
     def _compact(
         self, wav: np.ndarray, spans: np.ndarray, regions: np.ndarray | None
     ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:

@@ -25,9 +25,6 @@ from mung.speaker.utterance import UtteranceEmbedder
 FORMAT = "mung-voiceprint"
 VERSION = 1
 MIN_SPEECH_SECONDS = 1.0  # enrolment needs at least this much detected speech
-# cosine score to name a recording: 1 % false acceptance on the 3-s tests of the split-utterance
-# protocol (benchmarks/speaker.py, 201 shared LibriSpeech speakers; 2.5 % of targets missed there)
-IDENTIFY_THRESHOLD = 0.73
 _NAME = re.compile(r"^[\w][\w.\-]{0,63}$")
 _CLUSTER_LABEL = re.compile(r"^spk\d+$")
 
@@ -206,8 +203,9 @@ class Identification:
 
 def identify(paths: list[str | os.PathLike], db: str | os.PathLike | VoiceprintDB,
              embedder: UtteranceEmbedder, top: int = 3,
-             threshold: float = IDENTIFY_THRESHOLD) -> list[Identification]:
-    """For each recording: the ``top`` enrolled speakers by cosine score, named if above ``threshold``."""
+             threshold: float | None = None) -> list[Identification]:
+    """For each recording: the ``top`` enrolled speakers by cosine score, named if above ``threshold``
+    (``None``: the encoder's calibrated ``identify_threshold``)."""
     db = db if isinstance(db, VoiceprintDB) else VoiceprintDB(db)
     if not len(db):
         raise MungError(f"{db.path}: no speaker enrolled (mung speaker enroll NAME AUDIO... --db {db.path})")
@@ -215,6 +213,7 @@ def identify(paths: list[str | os.PathLike], db: str | os.PathLike | VoiceprintD
     files = audio.find_audio(list(paths))
     emb = embedder.embed_waveforms([audio.load(f) for f in files]).embeddings
     names, prints = db.matrix()
+    threshold = embedder.identify_threshold if threshold is None else threshold
     out = []
     for f, scores in zip(files, emb @ prints.T, strict=True):
         order = np.argsort(-scores)[:top]

