@@ -37,7 +37,8 @@ def test_cli_writes_valid_rttm_with_bounded_der(request, tmp_path, capsys, folde
         f = line.split()
         assert len(f) == 10 and f[0] == "SPEAKER" and f[1] == name and float(f[4]) > 0
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
-    assert (tmp_path / "config.yaml").exists()
+    saved = (tmp_path / "config.yaml").read_text()  # the encoder's own settings, spelled out
+    assert "model: campplus" in saved and "center: 0.0" in saved and "threshold: 0.6" in saved
     total = _der(next(root.glob("*.rttm")), next(root.glob("*.uem")), rttm, name)
     assert total.der < bound, total
     assert abs(total.ref_speakers - total.hyp_speakers) <= 1

@@ -135,7 +135,7 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
 
     from mung.batch import check_batch, items_from_paths, run_batch
     from mung.config import load_yaml, merge, to_dict
-    from mung.diarization.pipeline import DiarizationConfig
+    from mung.diarization.pipeline import DiarizationConfig, with_encoder_defaults
     from mung.diarization.task import DiarizeTask
     from mung.errors import MungError
 
@@ -171,7 +171,8 @@ def diarize_cmd(audio: tuple[str, ...], out: str | None, config_file: str | None
     task = DiarizeTask(config, out_dir, opts["json"], opts["plot"], opts["print_"])
     if out_dir is not None:
         check_batch(task, items, opts["force"])  # refuse bad inputs before the config is saved
-        _save_config(out_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False), opts["force"])
+        resolved = to_dict(with_encoder_defaults(config))  # the encoder's own thresholds, spelled out
+        _save_config(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False), opts["force"])
     report = run_batch(task, items, jobs=opts["jobs"], force=opts["force"], engine=opts["engine"],
                        address=opts["address"])
     if opts["html"]:

@@ -38,7 +38,7 @@ from mung.diarization.uisrnn import check_compatible, load_model
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
 from mung.errors import MungError
-from mung.speaker.encoders import SpeakerEncoder, load_encoder
+from mung.speaker.encoders import SpeakerEncoder, encoder_class, load_encoder
 from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 from mung.torchutil import torch_threads
@@ -108,9 +108,12 @@ def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
     return centre(emb, config.embedding.center or 0.0)
 
 
-def with_encoder_defaults(config: DiarizationConfig, encoder: SpeakerEncoder) -> DiarizationConfig:
+def with_encoder_defaults(config: DiarizationConfig, encoder: SpeakerEncoder | type | None = None
+                          ) -> DiarizationConfig:
     """``config`` with the settings left unset (``embedding.center``, ``clustering.threshold``)
-    taken from ``encoder``: each embedding has its own scale of cosine distances."""
+    taken from ``encoder`` (an encoder or its class; default: the class ``embedding.model``
+    names): each embedding has its own scale of cosine distances."""
+    encoder = encoder or encoder_class(config.embedding.model)
     return merge(config, {
         "embedding.center": encoder.center if config.embedding.center is None else None,
         "clustering.threshold": encoder.threshold if config.clustering.threshold is None else None,

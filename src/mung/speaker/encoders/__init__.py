@@ -19,7 +19,7 @@ from mung.speaker.encoders.resnetse34l import ResNetSE34LEncoder
 from mung.torchutil import pick_device
 
 __all__ = ["CampplusEncoder", "ResNetSE34LEncoder", "ResemblyzerEncoder", "SpeakerEncoder", "campplus",
-           "encoder_kinds", "load_encoder", "resemblyzer", "resnetse34l"]
+           "encoder_class", "encoder_kinds", "load_encoder", "resemblyzer", "resnetse34l"]
 
 
 def encoder_kinds() -> list[str]:
@@ -27,13 +27,29 @@ def encoder_kinds() -> list[str]:
     return names("encoder")
 
 
+def _kind(spec: str) -> tuple[str, str]:
+    """(kind, argument) of ``kind[:argument]``; ``default`` is ``resemblyzer``."""
+    kind, _, arg = spec.partition(":")
+    kind = "resemblyzer" if kind in ("", "default") else kind.lower()
+    if kind not in names("encoder"):
+        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
+    return kind, arg
+
+
 def load_encoder(
     spec: str = "default", device: str = "cpu", segment_aggregation: bool = False
 ) -> SpeakerEncoder:
     """Build an encoder from ``kind[:argument]`` (``default`` = ``resemblyzer``); with
     ``segment_aggregation`` short spans are embedded by segment aggregation."""
-    kind, _, arg = spec.partition(":")
-    kind = "resemblyzer" if kind in ("", "default") else kind.lower()
-    if kind not in names("encoder"):
-        raise MungError(f"unknown embedding '{spec}'; choose one of: default, {', '.join(encoder_kinds())}")
+    kind, arg = _kind(spec)
     return create("encoder", kind, arg or None, pick_device(device), segment_aggregation)
+
+
+ENCODER_CLASSES = {"campplus": CampplusEncoder, "resemblyzer": ResemblyzerEncoder,
+                   "resnetse34l": ResNetSE34LEncoder}
+
+
+def encoder_class(spec: str) -> type:
+    """The class of the encoder ``spec`` names, whose class attributes (``center``, ``threshold``
+    …) say which settings suit it, without loading any weights."""
+    return ENCODER_CLASSES[_kind(spec)[0]]
