@@ -43,8 +43,6 @@ from mung.speaker.utterance import UtteranceEmbedder
 from mung.speaker.voiceprints import VoiceprintDB
 from mung.torchutil import torch_threads
 
-PLAIN_ENCODERS = ("resemblyzer", "campplus")  # kinds that load without a checkpoint
-
 
 @dataclass
 class EmbeddingConfig(Config):
@@ -113,6 +111,8 @@ def with_encoder_defaults(config: DiarizationConfig, encoder: SpeakerEncoder | t
     """``config`` with the settings left unset (``embedding.center``, ``clustering.threshold``)
     taken from ``encoder`` (an encoder or its class; default: the class ``embedding.model``
     names): each embedding has its own scale of cosine distances."""
+    if config.embedding.center is not None and config.clustering.threshold is not None:
+        return config  # resolved already (the diarizer's own config, a tuning trial's)
     encoder = encoder or encoder_class(config.embedding.model)
     return merge(config, {
         "embedding.center": encoder.center if config.embedding.center is None else None,
@@ -167,17 +167,17 @@ class Diarizer:
     def _naming_encoder(self) -> SpeakerEncoder:
         """The encoder the voiceprints were made with: the clustering one, or (a database of
         ``mung speaker enroll``'s default GE2E under the CAM++ clustering default) a second one
-        that needs no checkpoint; anything else is refused in one line."""
+        that loads by its name alone; anything else (a checkpoint's encoder) is refused in one line."""
         assert self.voiceprints is not None
         made_with = self.voiceprints.encoder
-        if made_with is None or made_with == (self.encoder.name, self.encoder.dim):
-            return self.encoder
-        if made_with[0] in PLAIN_ENCODERS:
-            other = load_encoder(made_with[0], device=self.config.embedding.device)
-            self.voiceprints.check_encoder(other.name, other.dim)
-            return other
-        self.voiceprints.check_encoder(self.encoder.name, self.encoder.dim)
-        return self.encoder
+        other = self.encoder
+        if made_with is not None and made_with != (other.name, other.dim):
+            try:
+                other = load_encoder(made_with[0], device=self.config.embedding.device)
+            except MungError:  # needs a checkpoint, or unknown: only the clustering one can be it
+                other = self.encoder
+        self.voiceprints.check_encoder(other.name, other.dim)
+        return other
 
     def embed(
         self, source: str | os.PathLike | np.ndarray, uri: str | None = None

@@ -9,8 +9,10 @@ A new kind is a module here with ``@register("encoder", KIND)`` on a function
 
 from __future__ import annotations
 
+from typing import get_type_hints
+
 from mung.errors import MungError
-from mung.registry import create, names
+from mung.registry import create, get, names
 from mung.speaker.encoders import campplus, resemblyzer, resnetse34l
 from mung.speaker.encoders.base import SpeakerEncoder
 from mung.speaker.encoders.campplus import CampplusEncoder
@@ -45,11 +47,8 @@ def load_encoder(
     return create("encoder", kind, arg or None, pick_device(device), segment_aggregation)
 
 
-ENCODER_CLASSES = {"campplus": CampplusEncoder, "resemblyzer": ResemblyzerEncoder,
-                   "resnetse34l": ResNetSE34LEncoder}
-
-
 def encoder_class(spec: str) -> type:
-    """The class of the encoder ``spec`` names, whose class attributes (``center``, ``threshold``
-    …) say which settings suit it, without loading any weights."""
-    return ENCODER_CLASSES[_kind(spec)[0]]
+    """The class of the encoder ``spec`` names (the return type of its registered function), whose
+    class attributes (``center``, ``threshold`` …) say which settings suit it, without loading any
+    weights."""
+    return get_type_hints(get("encoder", _kind(spec)[0]))["return"]
