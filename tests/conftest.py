@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ import pytest
 from mung.cli import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# files mung derives from installed packages (CAM++'s ONNX graph) go to a temporary folder, not
+# the user's ~/.cache, unless MUNG_CACHE names one
+os.environ.setdefault("MUNG_CACHE", tempfile.mkdtemp(prefix="mung-test-cache-"))
 
 
 def data_dir(*parts: str) -> Path:

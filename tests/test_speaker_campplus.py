@@ -71,3 +71,24 @@ def test_fbank_frames_follow_kaldi_framing():
 def test_bad_campplus_specs_are_one_line_errors(spec, aggregation):
     with pytest.raises(MungError, match="campplus"):
         load_encoder(spec, segment_aggregation=aggregation)
+
+
+def test_onnx_runtime_backend_gives_the_torch_embeddings_and_caches_its_graph(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUNG_CACHE", str(tmp_path))
+    wav = load(next(data_dir("speech", "librispeech-train-clean-100", "1034").glob("*.ogg")))
+    spans = np.array([[0.0, 1.5], [0.75, 2.25], [1.0, 1.4], [2.0, 5.0]])
+    fast = CampplusEncoder()
+    assert fast.session is not None and fast.model is None  # the torch network is not even loaded
+    graphs = list(tmp_path.glob("campplus-*.onnx"))
+    assert len(graphs) == 1 and graphs[0].stat().st_size > 1_000_000
+    reference = CampplusEncoder(backend="torch").embed_spans(wav, spans)
+    assert np.allclose(fast.embed_spans(wav, spans), reference, atol=1e-4)
+    graphs[0].write_bytes(b"not an onnx graph")  # a damaged cache is exported again, not an error
+    again = CampplusEncoder()
+    assert np.allclose(again.embed_spans(wav, spans), reference, atol=1e-4)
+    assert graphs[0].stat().st_size > 1_000_000
+
+
+def test_unknown_backend_is_a_one_line_error():
+    with pytest.raises(MungError, match="backend"):
+        CampplusEncoder(backend="tensorrt")

@@ -1,11 +1,17 @@
 """torch helpers shared by the speaker, diarization and music code: device choice, thread
-control, parameter counting."""
+control, parameter counting, ONNX Runtime sessions of torch modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import os
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,3 +56,54 @@ def torch_threads(n: int) -> Iterator[None]:
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of ``module`` (only those with ``requires_grad`` if asked)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def cache_dir() -> Path:
+    """Where mung keeps files it derives from installed packages (``$MUNG_CACHE``, else
+    ``$XDG_CACHE_HOME/mung``, else ``~/.cache/mung``)."""
+    if os.environ.get("MUNG_CACHE"):
+        return Path(os.environ["MUNG_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mung"
+
+
+def onnx_session(build: Callable[[], nn.Module], example: torch.Tensor, key: str, threads: int = 1
+                 ) -> Any:
+    """An ONNX Runtime CPU session computing the module ``build()`` makes (input ``x``, output
+    ``y``; axes 0 and 1 of the input dynamic), or ``None`` when ``onnx`` or ``onnxruntime`` is
+    missing. The exported graph is kept as ``cache_dir()/key.onnx`` (written atomically), so
+    ``build`` runs and the module is exported (seconds) only the first time; it is held in
+    memory when that folder is not writable. Conv-heavy networks run faster in ONNX Runtime than
+    in eager torch on one CPU thread (CAM++: 32 → 21 ms per 1.5-s window)."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return None
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    path = cache_dir() / f"{key}.onnx"
+    if path.exists():
+        try:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001  (a damaged cache file: export again)
+            pass
+    graph = _export(build(), example)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(graph)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the graph stays in memory
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def _export(module: nn.Module, example: torch.Tensor) -> bytes:
+    """``module`` as an ONNX graph (opset 17; batch and time axes of the input dynamic)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shape-dependent branches
+        torch.onnx.export(module.eval(), (example,), buffer, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch", 1: "time"}}, opset_version=17, dynamo=False)
+    return buffer.getvalue()
