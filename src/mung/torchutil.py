@@ -82,6 +82,9 @@ def onnx_session(build: Callable[[], nn.Module], example: torch.Tensor, key: str
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # one allocation plan per input shape is kept otherwise: with the many span lengths of a
+    # long recording that grew a 1-hour run in the local-speaker mode from 926 to 1 075 MB
+    options.enable_mem_pattern = False
     path = cache_dir() / f"{key}.onnx"
     if path.exists():
         try:
