@@ -85,6 +85,7 @@ def onnx_session(build: Callable[[], nn.Module], example: torch.Tensor, key: str
     # one allocation plan per input shape is kept otherwise: with the many span lengths of a
     # long recording that grew a 1-hour run in the local-speaker mode from 926 to 1 075 MB
     options.enable_mem_pattern = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting
     path = cache_dir() / f"{key}.onnx"
     if path.exists():
         try:
