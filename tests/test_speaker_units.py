@@ -13,7 +13,7 @@ from mung.speaker.losses import AngularPrototypical, SpeakerSoftmax
 from mung.speaker.metrics import eer, eer_interval, min_dcf
 from mung.speaker.model_io import AggregationConfig, SpeakerModel, load_speaker_model, save_speaker_model
 from mung.speaker.models import ResNetSE34L, SegmentAggregator, segment_bounds
-from mung.torchutil import count_parameters
+from mung.torchutil import cache_dir, count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -183,3 +183,14 @@ def test_batches_hold_distinct_speakers_with_m_utterances():
         spk = [s for s, _ in batch]
         assert 2 <= len(spk) <= 3 and len(set(spk)) == len(spk)
         assert all(len(utts) == 2 and all(u // 5 == s for u in utts) for s, utts in batch)
+
+
+def test_cache_dir_follows_mung_cache_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("MUNG_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / ".cache" / "mung"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "mung"
+    monkeypatch.setenv("MUNG_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"

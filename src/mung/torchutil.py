@@ -7,6 +7,7 @@ import importlib.util
 import io
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,10 +61,15 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 def cache_dir() -> Path:
     """Where mung keeps files it derives from installed packages (``$MUNG_CACHE``, else
-    ``$XDG_CACHE_HOME/mung``, else ``~/.cache/mung``)."""
+    ``$XDG_CACHE_HOME/mung``, else ``~/.cache/mung``, else a folder in the temporary directory)."""
     if os.environ.get("MUNG_CACHE"):
         return Path(os.environ["MUNG_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mung"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "mung"
+    try:
+        return Path.home() / ".cache" / "mung"
+    except RuntimeError:  # no home directory (some service accounts)
+        return Path(tempfile.gettempdir()) / "mung-cache"
 
 
 def onnx_session(build: Callable[[], nn.Module], example: torch.Tensor, key: str, threads: int = 1
