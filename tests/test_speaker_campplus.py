@@ -92,3 +92,13 @@ def test_onnx_runtime_backend_gives_the_torch_embeddings_and_caches_its_graph(tm
 def test_unknown_backend_is_a_one_line_error():
     with pytest.raises(MungError, match="backend"):
         CampplusEncoder(backend="tensorrt")
+
+
+def test_an_unwritable_cache_folder_keeps_the_graph_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MUNG_CACHE", str(blocker / "cache"))
+    encoder = CampplusEncoder()
+    assert encoder.session is not None and not (blocker / "cache").exists()
+    wav = load(next(data_dir("speech", "librispeech-train-clean-100", "103").glob("*.ogg")))
+    assert np.isfinite(encoder.embed_spans(wav, np.array([[0.0, 1.5]]))).all()

@@ -98,7 +98,7 @@ class CampplusEncoder:
     recording's features are never held whole); spans of equal frame count are batched, 16 at a
     time (32 were 15 % slower, and 8 no faster, on 2 cores). On the CPU the network runs in ONNX
     Runtime (``backend="auto"``; exported once and cached, :func:`~mung.torchutil.onnx_session`):
-    about 20 ms of one core per 1.5-s window against 27 ms in eager torch (same embeddings to
+    about 21 ms of one core per 1.5-s window against 32 ms in eager torch (same embeddings to
     1e-5), three times GE2E. Measured and not used: a traced, frozen network with folded batch
     norms (12 % faster, +250 MB peak memory on 7 minutes of calls); two threads (1.2 times
     faster); bfloat16 on CPUs with AMX (1.7 times faster, embeddings moved to cosine 0.985);
