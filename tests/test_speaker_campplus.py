@@ -67,6 +67,33 @@ def test_fbank_frames_follow_kaldi_framing():
     assert fbank(np.zeros(100, np.float32)).shape == (0, 80)
 
 
+def kaldi_fbank(wav: np.ndarray) -> np.ndarray:
+    """The reference: kaldi-native-fbank's filterbanks with CAM++'s options."""
+    import kaldi_native_fbank as knf
+
+    opts = knf.FbankOptions()
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.samp_freq = 16000
+    opts.mel_opts.num_bins = 80
+    bank = knf.OnlineFbank(opts)
+    bank.accept_waveform(16000, np.asarray(wav, np.float32) * np.float32(32768.0))
+    bank.input_finished()
+    return np.stack([bank.get_frame(i) for i in range(bank.num_frames_ready)])
+
+
+def test_fbank_equals_kaldi_and_gives_the_same_embeddings(encoder):
+    wav = load(next(data_dir("speech", "librispeech-train-clean-100", "1040").glob("*.ogg")))[: 16000 * 8]
+    ours, kaldi = fbank(wav), kaldi_fbank(wav)
+    assert ours.shape == kaldi.shape and ours.dtype == np.float32
+    assert np.abs(ours - kaldi).mean() < 1e-3 and np.abs(ours - kaldi).max() < 0.5
+    starts = np.arange(0, len(ours) - 150, 75)
+    batch = {name: np.stack([f[a : a + 150] - f[a : a + 150].mean(0) for a in starts])
+             for name, f in (("ours", ours), ("kaldi", kaldi))}
+    a, b = encoder._run(batch["ours"]), encoder._run(batch["kaldi"].astype(np.float32))
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.9999
+
+
 @pytest.mark.parametrize("spec, aggregation", [("campplus:model.pt", False), ("campplus", True)])
 def test_bad_campplus_specs_are_one_line_errors(spec, aggregation):
     with pytest.raises(MungError, match="campplus"):
