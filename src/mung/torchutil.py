@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mung.errors import MungError
+from mung.outputs import write_with
 
 
 def pick_device(name: str) -> str:
@@ -100,12 +101,9 @@ def onnx_session(build: Callable[[], nn.Module], example: torch.Tensor, key: str
             pass
     graph = _export(build(), example)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(graph)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home: the graph stays in memory
+        write_with(path, lambda tmp: tmp.write_bytes(graph), force=True)
+    except MungError:
+        pass  # a read-only or full cache folder: the graph stays in memory
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 

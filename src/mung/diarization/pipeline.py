@@ -102,8 +102,11 @@ class Embedded:
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
-    """Window embeddings as clustering sees them (``embedding.center`` of the mean removed)."""
-    return centre(emb, config.embedding.center or 0.0)
+    """Window embeddings as clustering sees them (``embedding.center`` of the mean removed; unset:
+    the encoder's own)."""
+    center = with_encoder_defaults(config).embedding.center
+    assert center is not None
+    return centre(emb, center)
 
 
 def with_encoder_defaults(config: DiarizationConfig, encoder: SpeakerEncoder | type | None = None
@@ -230,8 +233,8 @@ class Diarizer:
         enrolled speakers, clusters matching one are given its name."""
         config = with_encoder_defaults(config or self.config, self.encoder)
         if isinstance(embedded, LocalSpeakers):
-            center = config.embedding.center or 0.0
-            turns = local_turns(embedded, config.segmentation, config.clustering, center)
+            assert config.embedding.center is not None  # resolved above
+            turns = local_turns(embedded, config.segmentation, config.clustering, config.embedding.center)
             return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
