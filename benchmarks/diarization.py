@@ -284,6 +284,13 @@ def retune_threshold(overrides: dict, values: list[float]) -> float:
     return tune(files, refs, uem, base, grid)[0].settings["clustering.threshold"]
 
 
+def save_table(lines: list[str], out: Path) -> None:
+    """Write a markdown table's ``lines`` to ``out`` (its folder made) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written to {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", action="append", choices=list(SYSTEMS),
@@ -339,9 +346,7 @@ def main() -> None:
         long = long_recording(timed or systems[:1])
         lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", *long]
         print("\n".join(long), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
+    save_table(lines, args.out)
 
 
 if __name__ == "__main__":

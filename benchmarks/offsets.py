@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from diarization import DATA, DEFAULT, SETS, SYSTEMS
+from diarization import DATA, DEFAULT, SETS, SYSTEMS, save_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,9 +69,7 @@ def main() -> None:
             lines.append(f"| {set_name} | {name} | {cells} | {np.mean(ders):.2f} ± {np.std(ders):.2f} "
                          f"| {np.mean(counts):.2f} |")
             print(lines[-1], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
+    save_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,23 @@ def test_python_api_matches_cli_contract(calls_dir):
         "clustering.num_speakers": 2})).notes == []
 
 
+def test_one_voice_split_in_two_is_flagged(calls_dir):
+    """One caller alone (her reference turns of a real call, the other caller's removed) comes out
+    as two CAM++ clusters whose mean voices are 0.16 apart: the result says they may be one."""
+    wav = audio.load(calls_dir / "spokenwoz_SNG1263.ogg")
+    turns = read_rttm(calls_dir / "real-conversations.rttm")["spokenwoz_SNG1263"].turns
+    mask = np.zeros(len(wav), bool)
+    other = np.zeros(len(wav), bool)
+    for t in turns:
+        (mask if t.speaker.endswith("_A") else other)[int(t.start * 16000) : int(t.end * 16000)] = True
+    alone = wav[mask & ~other]
+    d = diarize(alone)
+    assert len(d.speakers) == 2 and len(d.notes) == 1, d.notes
+    assert "spk00 and spk01 sound alike (cosine distance 0." in d.notes[0] and "--num-speakers" in d.notes[0]
+    assert diarize(alone, merge(DiarizationConfig(), {"clustering.num_speakers": 1})).notes == []
+    # the same caller in the real two-party call: no such note (test_python_api_matches_cli_contract)
+
+
 def test_close_call_note_is_printed_and_kept_in_json(tmp_path, capsys, calls_dir):
     call = calls_dir / "spokenwoz_SNG0072.ogg"
     code, _, err = run_cli(capsys, "diarize", call, "--out", tmp_path, "--json", "--embedding", "resemblyzer")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mung import audio
-from mung.diarization.clustering import ClusteringConfig, cluster, count_margin
+from mung.diarization.clustering import ClusteringConfig, closest_clusters, cluster, count_margin
 from mung.diarization.resegment import ResegmentConfig, resegment, window_turns
 from mung.diarization.rttm import read_rttm
 from mung.diarization.vad import VADConfig, detect_speech, join_close
@@ -105,6 +105,15 @@ def test_count_margin_known_answer():
                    ClusteringConfig(max_speakers=1), ClusteringConfig(method="spectral")):
         assert count_margin(x, config) is None  # AHC does not decide the count there
     assert count_margin(x[:2], ClusteringConfig()) is None
+
+
+def test_closest_clusters_known_answer():
+    """Cluster means along 0, 60 and 180 degrees: the closest pair is 0/60 at 1 - cos 60 = 0.5."""
+    c60 = np.array([0.5, np.sqrt(3) / 2])
+    x = np.array([[1.0, 0.0], [1.0, 0.0], c60, c60, [-1.0, 0.0]])
+    distance, a, b = closest_clusters(x, np.array([2, 2, 5, 5, 7]))
+    assert distance == pytest.approx(0.5) and {a, b} == {2, 5}
+    assert closest_clusters(x, np.zeros(5, int)) is None
 
 
 def test_tiny_clusters_are_folded_not_invented():

@@ -15,7 +15,14 @@ import numpy as np
 
 from mung import audio
 from mung.config import DEVICE, Config, Interval, Spec, Type, merge, param
-from mung.diarization.clustering import CLOSE_CALL, ClusteringConfig, centre, cluster, count_margin
+from mung.diarization.clustering import (
+    CLOSE_CALL,
+    ClusteringConfig,
+    centre,
+    closest_clusters,
+    cluster,
+    count_margin,
+)
 from mung.diarization.dereverb import DereverbConfig, dereverberate
 from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.overlap import (
@@ -231,15 +238,21 @@ class Diarizer:
     ) -> Diarization:
         """Cluster and resegment ``embedded`` (optionally with other clustering settings); with
         enrolled speakers, clusters matching one are given its name."""
+        return self._assign(embedded, config)[0]
+
+    def _assign(
+        self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None
+    ) -> tuple[Diarization, np.ndarray | None]:
+        """:meth:`assign`, and the window labels (``None`` in local mode)."""
         config = with_encoder_defaults(config or self.config, self.encoder)
         if isinstance(embedded, LocalSpeakers):
             assert config.embedding.center is not None  # resolved above
             turns = local_turns(embedded, config.segmentation, config.clustering, config.embedding.center)
-            return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
+            return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config), None
         labels = self.cluster_windows(embedded, config)
         turns = resegment(embedded.windows, labels, config.resegment)
         turns = self._add_overlap(turns, embedded, config)
-        return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config)
+        return self._name(Diarization(embedded.uri, turns, embedded.duration), embedded, config), labels
 
     def _add_overlap(self, turns: list, embedded: Embedded, config: DiarizationConfig) -> list:
         """``turns`` with a second speaker in the frames the model found overlapped (unchanged
@@ -273,30 +286,42 @@ class Diarizer:
         """Who spoke when in one recording, with :func:`count_notes` (not computed by
         :meth:`assign`, which tuning calls once per trial)."""
         embedded = self.embed(source, uri)
-        result = self.assign(embedded)
-        return replace(result, notes=count_notes(result, embedded, self.config))
+        result, labels = self._assign(embedded)
+        notes = count_notes(result, embedded, self.config, labels, self.encoder.similar_voices)
+        return replace(result, notes=notes)
 
 
-def count_notes(d: Diarization, embedded: Embedded | LocalSpeakers, config: DiarizationConfig) -> list[str]:
+def count_notes(d: Diarization, embedded: Embedded | LocalSpeakers, config: DiarizationConfig,
+                labels: np.ndarray | None = None, similar_voices: float = 0.0) -> list[str]:
     """Warnings about the speaker count of ``d``: fewer speakers than ``--num-speakers`` /
-    ``--min-speakers`` asked for (a 20-s clip has only about ten embedding windows), or one or
-    two found where AHC's "one speaker or more" was a close call
-    (:func:`~mung.diarization.clustering.count_margin`: on phone calls GE2E embeddings put one
-    caller and two callers at nearly the same distance)."""
+    ``--min-speakers`` asked for (a 20-s clip has only about ten embedding windows); two of the
+    window clusters (``labels``) whose mean voices are closer than ``similar_voices`` (cosine
+    distance; :func:`~mung.diarization.clustering.closest_clusters`: one voice split in two
+    looks like this); or one or two speakers found where AHC's "one speaker or more" was a close
+    call (:func:`~mung.diarization.clustering.count_margin`: on phone calls GE2E embeddings put
+    one caller and two callers at nearly the same distance)."""
     c, found = config.clustering, len(d.speakers)
     asked = c.num_speakers or (c.min_speakers if c.min_speakers > 1 else None)
     if asked and d.turns and found < asked:
         word = "" if c.num_speakers else "at least "
         return [f"{d.uri}: asked for {word}{asked} speakers, but {d.duration:.1f} s of audio gave "
                 f"only {found} (too few speech windows to tell more apart)"]
-    if not isinstance(embedded, Embedded) or not 0 < found <= 2:
+    if not isinstance(embedded, Embedded) or found == 0:
         return []
-    margin = count_margin(centred(embedded.embeddings, config), c)
-    if margin is None or abs(margin) >= CLOSE_CALL:
-        return []
-    return [f"{d.uri}: {found} speaker{'s' * (found > 1)} found, but one speaker or more was a close "
-            f"call (last AHC merge at cosine distance {c.cut + margin:.3f}, threshold {c.cut}); "
-            "pass --num-speakers N if you know the count"]
+    emb = centred(embedded.embeddings, config)
+    notes = []
+    pair = closest_clusters(emb, labels) if labels is not None and c.num_speakers is None else None
+    if pair is not None and found >= 2 and pair[0] < similar_voices:
+        distance, a, b = pair
+        notes.append(f"{d.uri}: spk{a:02d} and spk{b:02d} sound alike (cosine distance {distance:.2f} "
+                     f"between their mean voices, under {similar_voices}): they may be one speaker "
+                     "split in two; pass --num-speakers N or --max-speakers N if you know the count")
+    margin = count_margin(emb, c) if found <= 2 and not notes else None
+    if margin is not None and abs(margin) < CLOSE_CALL:
+        notes.append(f"{d.uri}: {found} speaker{'s' * (found > 1)} found, but one speaker or more was a "
+                     f"close call (last AHC merge at cosine distance {c.cut + margin:.3f}, threshold "
+                     f"{c.cut}); pass --num-speakers N if you know the count")
+    return notes
 
 
 def diarize(

@@ -21,6 +21,9 @@ class SpeakerEncoder(Protocol):
     # cosine-distance threshold
     center: float
     threshold: float
+    # cosine distance between two clusters' mean embeddings under which the diarization warns
+    # that they may be one voice split in two (0: never)
+    similar_voices: float
     # cosine scores needed to name a diarization cluster / a whole recording after an enrolled
     # speaker, calibrated for this encoder's voiceprints (benchmarks/naming.py, benchmarks/speaker.py)
     naming_threshold: float
