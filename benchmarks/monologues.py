@@ -25,6 +25,8 @@ from diarization import DATA, DEFAULT, SETS, SYSTEMS, save_table
 
 ROOT = Path(__file__).resolve().parents[1]
 GE2E = "previous default: windows + model overlap, GE2E (--embedding resemblyzer)"
+NO_MERGE = "CAM++ default without merging close clusters (--merge-threshold 0)"
+SYSTEMS = {**SYSTEMS, NO_MERGE: {**SYSTEMS[DEFAULT], "clustering.merge_threshold": 0.0}}
 AUDIO = (".ogg", ".flac", ".wav")
 
 
@@ -79,7 +81,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", choices=SETS, help="shared sets (default: all three)")
     ap.add_argument("--extra-set", action="append", type=Path, default=[],
                     help="a folder with audio and one .rttm (alone unless --set is given too)")
-    ap.add_argument("--system", action="append", choices=list(SYSTEMS), help=f"default: {DEFAULT}, GE2E")
+    ap.add_argument("--system", action="append", choices=list(SYSTEMS),
+                    help=f"default: {DEFAULT}, {NO_MERGE}, GE2E")
     ap.add_argument("--min-seconds", type=float, default=10.0, help="shortest monologue kept")
     ap.add_argument("--telephone", action="store_true", help="band-limit every recording first")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "monologues.md")
@@ -96,7 +99,7 @@ def main() -> None:
              "| monologues | split in ≥ 2 | flagged | closest pair (split ones) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
-    for name in args.system or [DEFAULT, GE2E]:
+    for name in args.system or [DEFAULT, NO_MERGE, GE2E]:
         diarizer = Diarizer(merge(DiarizationConfig(), SYSTEMS[name]))
         for folder in folders:
             refs = read_rttm(next(folder.glob("*.rttm")))

@@ -136,3 +136,16 @@ def test_empty_file(tmp_path):
     sf.write(empty, np.zeros(0, np.float32), 16000)
     with pytest.raises(MungError, match="empty.wav: audio file is empty"):
         audio.load(empty)
+
+
+def test_high_band_level_tells_telephone_from_wide_band(ami_dir, calls_dir):
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(16000 * 3).astype(np.float32)
+    # white noise: the band above 4 kHz holds (8000 - 4000) / (8000 - 300) of the power above 300 Hz
+    assert audio.high_band_db(noise) == pytest.approx(10 * np.log10(4000 / 7700), abs=0.3)
+    tone = np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000).astype(np.float32)
+    assert audio.high_band_db(tone) < -60
+    assert audio.high_band_db(np.zeros(16000, np.float32)) == -np.inf
+    assert audio.high_band_db(noise, np.zeros((0, 2))) == -np.inf  # no speech regions
+    assert audio.high_band_db(audio.load(calls_dir / "spokenwoz_SNG0072.ogg")) < -45  # a real call
+    assert audio.high_band_db(audio.load(ami_dir / "EN2009b_0000-0030.ogg")) > -35  # a real meeting

@@ -56,21 +56,47 @@ def test_python_api_matches_cli_contract(calls_dir):
         "clustering.num_speakers": 2})).notes == []
 
 
-def test_one_voice_split_in_two_is_flagged(calls_dir):
-    """One caller alone (her reference turns of a real call, the other caller's removed) comes out
-    as two CAM++ clusters whose mean voices are 0.16 apart: the result says they may be one."""
-    wav = audio.load(calls_dir / "spokenwoz_SNG1263.ogg")
-    turns = read_rttm(calls_dir / "real-conversations.rttm")["spokenwoz_SNG1263"].turns
-    mask = np.zeros(len(wav), bool)
-    other = np.zeros(len(wav), bool)
+def _alone(folder, uri: str, speaker: str) -> np.ndarray:
+    """``speaker``'s reference speech in recording ``uri`` with every other speaker's removed."""
+    wav = audio.load(folder / f"{uri}.ogg")
+    turns = read_rttm(next(folder.glob("*.rttm")))[uri].turns
+    own, other = np.zeros(len(wav), bool), np.zeros(len(wav), bool)
     for t in turns:
-        (mask if t.speaker.endswith("_A") else other)[int(t.start * 16000) : int(t.end * 16000)] = True
-    alone = wav[mask & ~other]
+        (own if t.speaker == speaker else other)[int(t.start * 16000) : int(t.end * 16000)] = True
+    return wav[own & ~other]
+
+
+def test_one_voice_split_in_two_is_flagged_on_the_telephone(calls_dir):
+    """One caller alone (a real call, the other caller removed) comes out as two CAM++ clusters
+    0.16 apart; on the telephone band they are not merged (two callers can be that close), but
+    the result says they may be one."""
+    alone = _alone(calls_dir, "spokenwoz_SNG1263", "SNG1263_A")
     d = diarize(alone)
     assert len(d.speakers) == 2 and len(d.notes) == 1, d.notes
     assert "spk00 and spk01 sound alike (cosine distance 0." in d.notes[0] and "--num-speakers" in d.notes[0]
     assert diarize(alone, merge(DiarizationConfig(), {"clustering.num_speakers": 1})).notes == []
     # the same caller in the real two-party call: no such note (test_python_api_matches_cli_contract)
+
+
+def test_one_voice_split_in_two_is_merged_on_wide_band(ami_dir):
+    """One AMI participant alone: two CAM++ clusters 0.28 apart, merged on wide-band speech."""
+    alone = _alone(ami_dir, "EN2009b_0000-0030", "FEE083")
+    assert diarize(alone).speakers == ["spk00"]
+    unmerged = diarize(alone, merge(DiarizationConfig(), {"clustering.merge_threshold": 0.0}))
+    assert len(unmerged.speakers) == 2 and "sound alike" in unmerged.notes[0]
+
+
+def test_telephone_band_is_told_apart_per_speech_region(ami_dir, calls_dir):
+    """A meeting followed by a phone call in one file: only the call's windows are telephone-band
+    (their clusters are then never merged by distance)."""
+    from mung.diarization.pipeline import Diarizer
+
+    meeting = audio.load(ami_dir / "ES2003a_0000-0030.ogg")
+    wav = np.concatenate([meeting, audio.load(calls_dir / "spokenwoz_SNG0696.ogg")])
+    embedded = Diarizer().embed(wav, "mixed")
+    in_call = embedded.windows[:, 0] >= len(meeting) / 16000
+    assert in_call.any() and (~in_call).any()
+    assert embedded.narrowband[in_call].all() and not embedded.narrowband[~in_call].any()
 
 
 def test_close_call_note_is_printed_and_kept_in_json(tmp_path, capsys, calls_dir):

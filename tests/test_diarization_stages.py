@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from mung import audio
-from mung.diarization.clustering import ClusteringConfig, closest_clusters, cluster, count_margin
+from mung.diarization.clustering import (
+    ClusteringConfig,
+    closest_clusters,
+    cluster,
+    count_margin,
+    merge_close,
+)
 from mung.diarization.resegment import ResegmentConfig, resegment, window_turns
 from mung.diarization.rttm import read_rttm
 from mung.diarization.vad import VADConfig, detect_speech, join_close
@@ -114,6 +120,25 @@ def test_closest_clusters_known_answer():
     distance, a, b = closest_clusters(x, np.array([2, 2, 5, 5, 7]))
     assert distance == pytest.approx(0.5) and {a, b} == {2, 5}
     assert closest_clusters(x, np.zeros(5, int)) is None
+
+
+def test_merge_close_known_answer():
+    """Cluster means along 0, 30 and 180 degrees: 0/30 are 1 - cos 30 = 0.134 apart."""
+    c30 = np.array([np.sqrt(3) / 2, 0.5])
+    x = np.array([[1.0, 0.0], [1.0, 0.0], c30, c30, [-1.0, 0.0]])
+    labels = np.array([0, 0, 1, 1, 2])
+    assert merge_close(x, labels, 0.2).tolist() == [0, 0, 0, 0, 2]
+    assert merge_close(x, labels, 0.1).tolist() == labels.tolist()
+    assert merge_close(x, labels, 2.5).tolist() == [0] * 5  # everything, down to one
+    assert len(set(merge_close(x, labels, 2.5, min_count=2))) == 2  # never below min_count
+    phone = np.array([False, False, True, True, False])  # cluster 1 is telephone-band speech
+    assert merge_close(x, labels, 0.2, mergeable=~phone).tolist() == labels.tolist()
+    assert merge_close(x, labels, 2.5, mergeable=~phone).tolist() == [0, 0, 1, 1, 0]
+    blobs = np.concatenate([x[:2], x[2:4]])
+    assert len(set(cluster(blobs, ClusteringConfig(method="ahc", threshold=0.05)))) == 2
+    assert len(set(cluster(blobs, ClusteringConfig(method="ahc", threshold=0.05, merge_threshold=0.2)))) == 1
+    config = ClusteringConfig(method="ahc", threshold=0.05, merge_threshold=0.2, num_speakers=2)
+    assert len(set(cluster(blobs, config))) == 2  # a given count is kept
 
 
 def test_tiny_clusters_are_folded_not_invented():

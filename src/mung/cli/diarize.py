@@ -27,7 +27,8 @@ def _overrides(opts: dict) -> dict:
         "padding_ms": "vad.padding_ms", "window": "windows.window", "shift": "windows.shift",
         "embedding": "embedding.model", "device": "embedding.device",
         "linkage": "clustering.linkage", "dereverb": "dereverb.method",
-        "threshold": "clustering.threshold", "num_speakers": "clustering.num_speakers",
+        "threshold": "clustering.threshold", "merge_threshold": "clustering.merge_threshold",
+        "num_speakers": "clustering.num_speakers",
         "min_speakers": "clustering.min_speakers", "max_speakers": "clustering.max_speakers",
         "min_duration": "resegment.min_duration", "segmentation": "segmentation.model",
         "segmentation_mode": "segmentation.mode", "overlap_threshold": "segmentation.overlap_threshold",
@@ -113,6 +114,9 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--linkage", type=_choices("clustering", "linkage"))
 @click.option("--threshold", type=float,
               help="AHC cosine-distance threshold (default: the encoder's own, CAM++ 0.6, GE2E 0.7).")
+@click.option("--merge-threshold", type=float,
+              help="Merge clusters whose mean voices are closer (cosine distance; default: CAM++ 0.4 "
+                   "on wide-band speech, otherwise 0 = never).")
 @click.option("--num-speakers", type=int, help="Known number of speakers.")
 @click.option("--min-speakers", type=int)
 @click.option("--max-speakers", type=int)

@@ -41,6 +41,9 @@ class ClusteringConfig(Config):
     nothing on the calls or sim-dev (chosen on those dev sets).
     ``refine_iterations``: rounds of nearest-centroid re-assignment (cosine k-means) after the
     initial clustering; AHC's greedy merges leave many windows in the wrong cluster.
+    ``merge_threshold``: then clusters whose mean embeddings are closer than this cosine
+    distance are merged, closest first (:func:`merge_close`; ``None`` or 0: never; the
+    diarization pipeline resolves ``None`` to the encoder's own for the recording's bandwidth).
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
     train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
@@ -55,6 +58,7 @@ class ClusteringConfig(Config):
     min_cluster_fraction: float = param(0.05, Interval(float, 0, 1, "left"))
     min_cluster_seconds: float = param(1.0, Interval(float, 0, None))
     refine_iterations: int = param(10, Interval(int, 0, None))
+    merge_threshold: float | None = param(None, Interval(float, 0, 2), None)
     model: str | None = param(None, Type(str), None)
     beam_size: int = param(10, Interval(int, 1, None))
 
@@ -125,20 +129,44 @@ def count_margin(emb: np.ndarray, config: ClusteringConfig) -> float | None:
     return float(linkage(emb, method=config.linkage, metric="cosine")[-1, 2] - config.cut)
 
 
+def _centroid_distances(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ids and the cosine distances between their mean embeddings (diagonal: inf)."""
+    ids = np.unique(labels)
+    c = cluster_means(emb, labels, ids)
+    dist = 1.0 - c @ c.T
+    np.fill_diagonal(dist, np.inf)
+    return ids, dist
+
+
 def closest_clusters(emb: np.ndarray, labels: np.ndarray) -> tuple[float, int, int] | None:
     """The cosine distance between the two closest cluster centroids of ``emb`` (unit-norm rows)
     and those two labels; ``None`` with fewer than two clusters. One voice split in two stays
     close (0.19-0.66 with CAM++ on simulated meetings), two voices are mostly far apart
-    (0.58-1.04 there) — but two simulated telephone callers came as close as 0.18: so this says
-    how sure a count is, not what it is."""
-    ids = np.unique(labels)
-    if len(ids) < 2:
+    (0.58-1.04 there) — but two simulated telephone callers came as close as 0.18, so merging
+    by it (:func:`merge_close`) suits wide-band speech only."""
+    if len(np.unique(labels)) < 2:
         return None
-    c = cluster_means(emb, labels, ids)
-    dist = 1.0 - c @ c.T
-    np.fill_diagonal(dist, np.inf)
+    ids, dist = _centroid_distances(emb, labels)
     i, j = np.unravel_index(np.argmin(dist), dist.shape)
     return float(dist[i, j]), int(ids[i]), int(ids[j])
+
+
+def merge_close(emb: np.ndarray, labels: np.ndarray, threshold: float, min_count: int = 1,
+                mergeable: np.ndarray | None = None) -> np.ndarray:
+    """``labels`` with the two closest clusters merged while their mean embeddings are under
+    ``threshold`` apart and more than ``min_count`` clusters remain; with ``mergeable`` (a flag
+    per row) only clusters whose rows are mostly mergeable take part."""
+    labels = labels.copy()
+    while len(np.unique(labels)) > min_count:
+        ids, dist = _centroid_distances(emb, labels)
+        if mergeable is not None:
+            ok = np.array([mergeable[labels == i].mean() >= 0.5 for i in ids])
+            dist[~ok, :] = dist[:, ~ok] = np.inf
+        i, j = np.unravel_index(np.argmin(dist), dist.shape)
+        if dist[i, j] >= threshold:
+            break
+        labels[labels == ids[j]] = ids[i]
+    return labels
 
 
 def spectral(emb: np.ndarray, config: ClusteringConfig) -> np.ndarray:
@@ -244,11 +272,13 @@ def ahc_spectral_method(emb: np.ndarray, config: ClusteringConfig, weights: np.n
 
 
 def cluster(
-    emb: np.ndarray, config: ClusteringConfig | None = None, weights: np.ndarray | None = None
+    emb: np.ndarray, config: ClusteringConfig | None = None, weights: np.ndarray | None = None,
+    mergeable: np.ndarray | None = None,
 ) -> np.ndarray:
     """Speaker labels ``0..k-1`` (in order of first appearance) for each embedding row. Every
     registered ``clustering`` entry is ``fn(emb, config, weights) -> labels`` on unit-norm rows;
-    the cosine k-means refinement is applied here to all of them."""
+    the cosine k-means refinement and the merging of close clusters (``mergeable``: the rows
+    that may take part, default all) are applied here to all of them."""
     config = config or ClusteringConfig()
     config.validate()
     if len(emb) == 0:
@@ -259,4 +289,6 @@ def cluster(
     weights = np.ones(len(emb)) if weights is None else np.asarray(weights, np.float64)
     labels = create("clustering", config.method, emb, config, weights)
     labels = refine(emb, labels, config.refine_iterations)
+    if config.merge_threshold and config.num_speakers is None:
+        labels = merge_close(emb, labels, config.merge_threshold, config.bounds(len(emb))[0], mergeable)
     return _relabel(labels)

@@ -106,6 +106,24 @@ class Embedded:
     overlap: np.ndarray | None = None  # per model frame: overlap probability (segmentation on)
     overlap_step: float = 0.0
     overlap_threshold: float = 0.5  # the model's calibrated one
+    narrowband: np.ndarray | None = None  # per window: telephone-band speech (:func:`narrowband`)
+
+
+# speech whose power above 4 kHz is this far below the rest is telephone-band: two callers'
+# embeddings lie closer there, so clusters are not merged by distance (measured over whole
+# recordings: calls −52 to −57 dB, wide-band meetings −29 to −8 dB)
+NARROWBAND_DB = -40.0
+
+
+def narrowband(wav: np.ndarray, regions: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Per window: does the speech region it lies in sound telephone-band? Per region rather
+    than per recording, so that callers on the phone in a studio recording stay apart."""
+    regions = np.asarray(regions, np.float64).reshape(-1, 2)
+    narrow = np.array([audio.high_band_db(wav, r[None], max_frames=50) < NARROWBAND_DB for r in regions])
+    if len(windows) == 0 or len(regions) == 0:
+        return np.zeros(len(windows), bool)
+    inside = np.clip(np.searchsorted(regions[:, 0], windows[:, 0] + 1e-6) - 1, 0, len(regions) - 1)
+    return narrow[inside]
 
 
 def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -216,7 +234,8 @@ class Diarizer:
             windows = sliding_windows(regions, self.config.windows)
             emb = self.encoder.embed_spans(wav, windows)
             keep = wav if self.voiceprints is not None else None
-            out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep)
+            out = Embedded(uri, len(wav) / audio.SAMPLE_RATE, regions, windows, emb, keep,
+                           narrowband=narrowband(wav, regions, windows))
             if overlap is not None and self.detector is not None:
                 out.overlap = overlap.result()
                 out.overlap_step = self.detector.frame_step
@@ -224,14 +243,20 @@ class Diarizer:
         return out
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
-        """Speaker label of each window of ``embedded``."""
+        """Speaker label of each window of ``embedded``. An unset ``clustering.merge_threshold``
+        is the encoder's own, and then only clusters of mostly wide-band windows are merged."""
         config = with_encoder_defaults(config or self.config, self.encoder)
+        clustering, mergeable = config.clustering, None
+        if clustering.merge_threshold is None:
+            clustering = replace(clustering, merge_threshold=self.encoder.merge_threshold)
+            if embedded.narrowband is not None:
+                mergeable = ~embedded.narrowband
         w = embedded.windows
         # the seconds of speech a window stands for: its length, shared with the windows that
         # overlap it (shift / window of it for the default 1.5 / 0.75-s windows)
         share = min(1.0, config.windows.shift / config.windows.window)
-        return cluster(centred(embedded.embeddings, config), config.clustering,
-                       weights=(w[:, 1] - w[:, 0]) * share)
+        return cluster(centred(embedded.embeddings, config), clustering,
+                       weights=(w[:, 1] - w[:, 0]) * share, mergeable=mergeable)
 
     def assign(
         self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None

@@ -32,6 +32,7 @@ class ResNetSE34LEncoder:
     center = 0.5  # GE2E's settings; not tuned for a checkpoint of one's own
     threshold = 0.7
     similar_voices = 0.0
+    merge_threshold = 0.0
     naming_threshold = 0.79
     identify_threshold = 0.73
 
