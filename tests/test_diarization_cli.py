@@ -86,6 +86,17 @@ def test_one_voice_split_in_two_is_merged_on_wide_band(ami_dir):
     assert len(unmerged.speakers) == 2 and "sound alike" in unmerged.notes[0]
 
 
+def test_ahc_clusters_stand_when_spectral_leaves_one(ami_dir, tmp_path):
+    """EN2003a (3 speakers, 12 s of speech): AHC finds two, spectral clustering splits off one
+    window that is then folded; AHC's two stand (it was one speaker, DER 38 %)."""
+    d = diarize(ami_dir / "EN2003a_0000-0030.ogg")
+    assert len(d.speakers) == 2
+    (tmp_path / "h.rttm").write_text(d.to_rttm())
+    total = _der(ami_dir / "ami-excerpts.rttm", ami_dir / "ami-excerpts.uem", tmp_path / "h.rttm",
+                 "EN2003a_0000-0030")
+    assert total.der < 0.25, total
+
+
 def test_telephone_band_is_told_apart_per_speech_region(ami_dir, calls_dir):
     """A meeting followed by a phone call in one file: only the call's windows are telephone-band
     (their clusters are then never merged by distance)."""
