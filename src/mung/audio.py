@@ -375,7 +375,6 @@ def check_signal(path: str | os.PathLike, mel: np.ndarray, task: str, sample_rat
     return f"{path}: {why}; the {task} result may mean nothing"
 
 
-
 def high_band_db(wav: np.ndarray, regions: np.ndarray | None = None, cutoff: float = 4000.0,
                  max_frames: int = 2000) -> float:
     """Power above ``cutoff`` Hz relative to the power above 300 Hz (dB) of 16 kHz ``wav``,

@@ -43,7 +43,8 @@ class ClusteringConfig(Config):
     initial clustering; AHC's greedy merges leave many windows in the wrong cluster.
     ``merge_threshold``: then clusters whose mean embeddings are closer than this cosine
     distance are merged, closest first (:func:`merge_close`; ``None`` or 0: never; the
-    diarization pipeline resolves ``None`` to the encoder's own for the recording's bandwidth).
+    diarization pipeline resolves ``None`` to the encoder's own and then merges only clusters
+    of wide-band speech).
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
     train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
