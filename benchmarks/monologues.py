@@ -61,8 +61,7 @@ def judge(diarizer, wav: np.ndarray, uri: str) -> tuple[int, float | None, bool]
     from mung.diarization.pipeline import centred, count_notes
 
     embedded = diarizer.embed(wav, uri)
-    labels = diarizer.cluster_windows(embedded)
-    result = diarizer.assign(embedded)
+    result, labels = diarizer.assign_with_labels(embedded)
     pair = closest_clusters(centred(embedded.embeddings, diarizer.config), labels)
     notes = count_notes(result, embedded, diarizer.config, labels, diarizer.encoder.similar_voices)
     return len(result.speakers), None if pair is None else pair[0], any("sound alike" in n for n in notes)

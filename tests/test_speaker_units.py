@@ -194,3 +194,17 @@ def test_cache_dir_follows_mung_cache_then_xdg_then_home(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "xdg" / "mung"
     monkeypatch.setenv("MUNG_CACHE", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
+
+
+def test_cache_dir_without_a_home_is_a_temporary_folder(monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    monkeypatch.delenv("MUNG_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache_dir() == Path(tempfile.gettempdir()) / "mung-cache"

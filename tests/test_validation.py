@@ -74,11 +74,13 @@ def test_bad_config_values_fail_at_load_naming_key_allowed_and_bad_value(tmp_pat
     assert not (tmp_path / "o").exists()  # nothing saved, nothing decoded
 
 
-def test_negative_threshold_option_is_refused_before_work(tmp_path, capsys):
+@pytest.mark.parametrize("option, key", [("--threshold", "threshold"),
+                                         ("--merge-threshold", "merge_threshold")])
+def test_negative_threshold_option_is_refused_before_work(tmp_path, capsys, option, key):
     wav = data_dir("diarization", "ami-excerpts", f"{AMI}.ogg")
-    code, _, err = run_cli(capsys, "diarize", wav, "--threshold", "-5", "--out", tmp_path / "o")
-    assert code == 1
-    assert "The 'clustering.threshold' parameter must be a float in [0, 2] or None. Got -5.0" in err
+    code, _, err = run_cli(capsys, "diarize", wav, option, "-5", "--out", tmp_path / "o")
+    assert code == 1 and err.count("\n") == 1
+    assert f"The 'clustering.{key}' parameter must be a float in [0, 2] or None. Got -5.0" in err
     assert not (tmp_path / "o").exists()
 
 

@@ -115,8 +115,8 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.option("--threshold", type=float,
               help="AHC cosine-distance threshold (default: the encoder's own, CAM++ 0.6, GE2E 0.7).")
 @click.option("--merge-threshold", type=float,
-              help="Merge clusters whose mean voices are closer (cosine distance; 0: never). Default: "
-                   "CAM++ 0.4, telephone-band speech left out; a value given applies to all speech.")
+              help="Merge clusters whose mean voices are closer (cosine distance; 0: never; "
+                   "telephone-band speech never). Default: the encoder's own, CAM++ 0.4, GE2E 0.")
 @click.option("--num-speakers", type=int, help="Known number of speakers.")
 @click.option("--min-speakers", type=int)
 @click.option("--max-speakers", type=int)

@@ -42,9 +42,9 @@ class ClusteringConfig(Config):
     ``refine_iterations``: rounds of nearest-centroid re-assignment (cosine k-means) after the
     initial clustering; AHC's greedy merges leave many windows in the wrong cluster.
     ``merge_threshold``: then clusters whose mean embeddings are closer than this cosine
-    distance are merged, closest first (:func:`merge_close`; ``None`` or 0: never; the
-    diarization pipeline resolves ``None`` to the encoder's own and then merges only clusters
-    of wide-band speech).
+    distance are merged, closest first (:func:`merge_close`; ``None`` or 0: never; ``None`` is
+    the encoder's own in the diarization pipeline, which never merges clusters of
+    telephone-band speech).
     ``method: uisrnn`` decodes with the supervised model at ``model`` (``mung diarize
     train-clustering``) using a beam of ``beam_size``; ``max_speakers``/``num_speakers`` cap it."""
 
@@ -296,6 +296,6 @@ def cluster(
     weights = np.ones(len(emb)) if weights is None else np.asarray(weights, np.float64)
     labels = create("clustering", config.method, emb, config, weights)
     labels = refine(emb, labels, config.refine_iterations)
-    if config.merge_threshold and config.num_speakers is None:
+    if config.merge_threshold:  # never below the count bounds (a given count stays)
         labels = merge_close(emb, labels, config.merge_threshold, config.bounds(len(emb))[0], mergeable)
     return _relabel(labels)

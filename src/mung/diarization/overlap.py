@@ -352,8 +352,9 @@ def local_turns(
     """Cluster, link and reconstruct: the turns of one recording. A known speaker total
     (``num_speakers``, else ``max_speakers``) also caps the speakers of one frame, so a smaller
     ``num_speakers`` than an overlap holds still gives a valid answer: its top speakers."""
+    # its own clustering settings; close clusters are not merged (measured for windows only)
     clustering = replace(clustering, method=config.clustering, threshold=config.threshold,
-                         min_cluster_fraction=config.min_cluster_fraction)
+                         min_cluster_fraction=config.min_cluster_fraction, merge_threshold=0.0)
     labels, k = assign_local_speakers(local, clustering, config.cluster_speech, center)
     min_frames = int(round(config.min_link / local.frame_step))
     labels = propagate(

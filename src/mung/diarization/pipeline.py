@@ -136,15 +136,17 @@ def centred(emb: np.ndarray, config: DiarizationConfig) -> np.ndarray:
 
 def with_encoder_defaults(config: DiarizationConfig, encoder: SpeakerEncoder | type | None = None
                           ) -> DiarizationConfig:
-    """``config`` with the settings left unset (``embedding.center``, ``clustering.threshold``)
-    taken from ``encoder`` (an encoder or its class; default: the class ``embedding.model``
-    names): each embedding has its own scale of cosine distances."""
-    if config.embedding.center is not None and config.clustering.threshold is not None:
+    """``config`` with the settings left unset (``embedding.center``, ``clustering.threshold``,
+    ``clustering.merge_threshold``) taken from ``encoder`` (an encoder or its class; default: the
+    class ``embedding.model`` names): each embedding has its own scale of cosine distances."""
+    c = config.clustering
+    if config.embedding.center is not None and c.threshold is not None and c.merge_threshold is not None:
         return config  # resolved already (the diarizer's own config, a tuning trial's)
     encoder = encoder or encoder_class(config.embedding.model)
     return merge(config, {
         "embedding.center": encoder.center if config.embedding.center is None else None,
-        "clustering.threshold": encoder.threshold if config.clustering.threshold is None else None,
+        "clustering.threshold": encoder.threshold if c.threshold is None else None,
+        "clustering.merge_threshold": encoder.merge_threshold if c.merge_threshold is None else None,
     })
 
 
@@ -243,19 +245,15 @@ class Diarizer:
         return out
 
     def cluster_windows(self, embedded: Embedded, config: DiarizationConfig | None = None) -> np.ndarray:
-        """Speaker label of each window of ``embedded``. An unset ``clustering.merge_threshold``
-        is the encoder's own, and then only clusters of mostly wide-band windows are merged."""
+        """Speaker label of each window of ``embedded``; clusters of mostly telephone-band windows
+        are never merged by ``clustering.merge_threshold``."""
         config = with_encoder_defaults(config or self.config, self.encoder)
-        clustering, mergeable = config.clustering, None
-        if clustering.merge_threshold is None:
-            clustering = replace(clustering, merge_threshold=self.encoder.merge_threshold)
-            if embedded.narrowband is not None:
-                mergeable = ~embedded.narrowband
         w = embedded.windows
         # the seconds of speech a window stands for: its length, shared with the windows that
         # overlap it (shift / window of it for the default 1.5 / 0.75-s windows)
         share = min(1.0, config.windows.shift / config.windows.window)
-        return cluster(centred(embedded.embeddings, config), clustering,
+        mergeable = None if embedded.narrowband is None else ~embedded.narrowband
+        return cluster(centred(embedded.embeddings, config), config.clustering,
                        weights=(w[:, 1] - w[:, 0]) * share, mergeable=mergeable)
 
     def assign(
@@ -263,12 +261,12 @@ class Diarizer:
     ) -> Diarization:
         """Cluster and resegment ``embedded`` (optionally with other clustering settings); with
         enrolled speakers, clusters matching one are given its name."""
-        return self._assign(embedded, config)[0]
+        return self.assign_with_labels(embedded, config)[0]
 
-    def _assign(
+    def assign_with_labels(
         self, embedded: Embedded | LocalSpeakers, config: DiarizationConfig | None = None
     ) -> tuple[Diarization, np.ndarray | None]:
-        """:meth:`assign`, and the window labels (``None`` in local mode)."""
+        """:meth:`assign`, and the window labels it came from (``None`` in local mode)."""
         config = with_encoder_defaults(config or self.config, self.encoder)
         if isinstance(embedded, LocalSpeakers):
             assert config.embedding.center is not None  # resolved above
@@ -311,7 +309,7 @@ class Diarizer:
         """Who spoke when in one recording, with :func:`count_notes` (not computed by
         :meth:`assign`, which tuning calls once per trial)."""
         embedded = self.embed(source, uri)
-        result, labels = self._assign(embedded)
+        result, labels = self.assign_with_labels(embedded)
         notes = count_notes(result, embedded, self.config, labels, self.encoder.similar_voices)
         return replace(result, notes=notes)
 

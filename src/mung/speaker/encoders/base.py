@@ -24,7 +24,7 @@ class SpeakerEncoder(Protocol):
     # cosine distance between two clusters' mean embeddings under which the diarization warns
     # that they may be one voice split in two (0: never)
     similar_voices: float
-    # ... and above which two clusters are merged, on wide-band speech only (0: never)
+    # ... and under which two clusters are merged, on wide-band speech only (0: never)
     merge_threshold: float
     # cosine scores needed to name a diarization cluster / a whole recording after an enrolled
     # speaker, calibrated for this encoder's voiceprints (benchmarks/naming.py, benchmarks/speaker.py)
