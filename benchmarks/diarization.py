@@ -42,14 +42,19 @@ WINDOWS = {"segmentation.model": "none"}  # the window pipeline alone
 OVERLAP = {"segmentation.model": "default", "segmentation.mode": "overlap"}  # + the model's overlap
 LOCAL = {"segmentation.model": "default", "segmentation.mode": "local"}  # the local-speaker pipeline
 GE2E = {"embedding.model": "resemblyzer"}  # the embedding of the previous default
-DEFAULT = "windows + model overlap, CAM++ (default)"
-LOCAL_NAME = "local-speaker pipeline (--segmentation-mode local)"
+DEFAULT = "windows + pyannote overlap, CAM++ (default)"
+PREVIOUS = "previous default: windows + mung model overlap, CAM++ (--segmentation mung)"
+LOCAL_NAME = "local-speaker pipeline, pyannote (--segmentation-mode local)"
+WINDOWS_NAME = "window pipeline alone (--segmentation none; --exclusive gives the same)"
+MUNG = {"segmentation.model": "mung"}
 SYSTEMS: dict[str, dict] = {
     DEFAULT: OVERLAP,
-    "previous default: windows + model overlap, GE2E (--embedding resemblyzer)": {**OVERLAP, **GE2E},
+    PREVIOUS: {**OVERLAP, **MUNG},
+    "windows + pyannote overlap, GE2E (--embedding resemblyzer)": {**OVERLAP, **GE2E},
     LOCAL_NAME: LOCAL,
-    "local-speaker pipeline, --exclusive": {**LOCAL, "segmentation.exclusive": True},
-    "window pipeline alone (--segmentation none; --exclusive gives the same)": WINDOWS,
+    "local-speaker pipeline, pyannote, --exclusive": {**LOCAL, "segmentation.exclusive": True},
+    "local-speaker pipeline, mung model (--segmentation mung --segmentation-mode local)": {**LOCAL, **MUNG},
+    WINDOWS_NAME: WINDOWS,
     "organiser baseline": {
         **WINDOWS, **GE2E,
         "vad.frame_ms": 30, "vad.ratio": 0.9, "vad.method": "webrtc", "vad.max_gap": 0.0,
@@ -59,6 +64,8 @@ SYSTEMS: dict[str, dict] = {
         "clustering.min_cluster_fraction": 0.0, "clustering.refine_iterations": 0,
         "resegment.max_gap": 0.0,
     },
+    "windows + pyannote overlap, chunks every 5 s (--overlap-step 5)": {
+        **OVERLAP, "segmentation.overlap_step": 5.0},
     "windows, webrtc VAD (seed: mode 2, 20 ms, 400 ms)": {**WINDOWS, "vad.method": "webrtc"},
     "windows, AHC only (average, the encoder's threshold)": {**WINDOWS, "clustering.method": "ahc"},
     "windows, spectral clustering": {**WINDOWS, "clustering.method": "spectral"},
@@ -69,7 +76,7 @@ SYSTEMS: dict[str, dict] = {
 ORACLE = "local-speaker pipeline with oracle segmentation (reference turns as the model's output)"
 ORACLE_OVERLAP = "windows + oracle overlap (reference overlapped frames as the model's detection)"
 # rows of the default table (`--all` runs every system above)
-MAIN = list(SYSTEMS)[:6]
+MAIN = list(SYSTEMS)[:8]
 
 
 def uisrnn_model() -> None:
@@ -342,7 +349,7 @@ def main() -> None:
         lines += ["", SPEECH_HEADER, *speech]
         print("\n".join(["", SPEECH_HEADER, *speech]), flush=True)
     if args.long:
-        timed = [n for n in (DEFAULT, MAIN[1], LOCAL_NAME, MAIN[4]) if n in systems]
+        timed = [n for n in (DEFAULT, PREVIOUS, MAIN[2], LOCAL_NAME, WINDOWS_NAME) if n in systems]
         long = long_recording(timed or systems[:1])
         lines += ["", "| long file | system | length | speed | memory |", "|---|---|---|---|---|", *long]
         print("\n".join(long), flush=True)

@@ -24,7 +24,7 @@ import numpy as np
 from diarization import DATA, DEFAULT, SETS, SYSTEMS, save_table
 
 ROOT = Path(__file__).resolve().parents[1]
-GE2E = "previous default: windows + model overlap, GE2E (--embedding resemblyzer)"
+GE2E = "windows + pyannote overlap, GE2E (--embedding resemblyzer)"
 NO_MERGE = "CAM++ default without merging close clusters (--merge-threshold 0)"
 SYSTEMS = {**SYSTEMS, NO_MERGE: {**SYSTEMS[DEFAULT], "clustering.merge_threshold": 0.0}}
 AUDIO = (".ogg", ".flac", ".wav")

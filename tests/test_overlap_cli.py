@@ -13,6 +13,7 @@ import soundfile as sf
 from conftest import data_dir, run_cli
 
 from mung import audio
+from mung.diarization.models import load_segmentation
 from mung.diarization.oracle import ReferenceSegmenter
 from mung.diarization.pipeline import Diarizer
 from mung.diarization.rttm import Diarization, read_rttm, read_uem
@@ -64,7 +65,7 @@ def test_overlap_mode_adds_second_speakers_inside_detected_overlap(capsys, overl
     hyp = _diarize(capsys, out / "ov", src, "--overlap-threshold", "0.3")
     added = [t for t in hyp.turns if t not in windows.turns]
     assert set(windows.turns) <= set(hyp.turns) and added and _overlaps(hyp) > 0.5
-    model = SegmentationModel.load("default")
+    model = load_segmentation("default")
     p = detect_overlap(model, audio.load(src), SegmentationConfig().overlap_step)
     for t in added:
         frames = p[int(round(t.start / model.frame_step)) : int(round(t.end / model.frame_step)) + 1]
@@ -86,7 +87,7 @@ def test_perfect_segments_give_overlapping_turns_on_real_audio(overlap_run, ami_
     """The pipeline around the model, on real audio: with the reference turns as the model's
     output, EN2009b's overlaps come out as overlapping turns."""
     src, _ = overlap_run
-    model = SegmentationModel.load("default")
+    model = SegmentationModel.load("mung")
     seg = ReferenceSegmenter(model, model.num_frames)
     diarizer = Diarizer(segmenter=seg)
     seg.start(read_rttm(ami_dir_module / "ami-excerpts.rttm")[URI].turns,

@@ -89,7 +89,8 @@ def _choices(section: str, name: str) -> LazyChoice:
 @click.argument("audio", nargs=-1)
 @click.option("--out", "-o", help="Output directory (DIR/<stem>.rttm); '-' prints RTTM to stdout.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML config (see --show-config).")
-@click.option("--segmentation", help="Segmentation model: default | MODEL | none (window pipeline alone).")
+@click.option("--segmentation", help="Segmentation model: default (= pyannote: segmentation-3.0) | "
+              "mung (the model trained here) | MODEL (a file) | none (window pipeline alone).")
 @click.option("--segmentation-mode", type=_choices("segmentation", "mode"),
               help="overlap: window pipeline + a second speaker where the model hears overlap (default); "
                    "local: the model's local speakers are clustered.")
@@ -288,7 +289,9 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
 @click.option("--noise", type=click.Path(), help="Audio used as background music/noise.")
 @click.option("--audio-dir", type=click.Path(), help="Real recordings to mix in (uri = file stem).")
 @click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
-@click.option("--init", type=click.Path(), help="Start from this model (fine-tune), e.g. 'default'.")
+@click.option("--init", type=click.Path(),
+              help="Start from this model (fine-tune): a file, or 'mung' (= 'default' here) for the one "
+              "trained here; pyannote's cannot be fine-tuned by mung.")
 @typed_options({
     "minutes": (float, "Wall-clock training budget (default 60)."),
     "lr": (float, "Peak learning rate, AdamW (default 2e-3)."),

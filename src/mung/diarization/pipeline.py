@@ -24,6 +24,7 @@ from mung.diarization.clustering import (
     count_margin,
 )
 from mung.diarization.dereverb import DereverbConfig, dereverberate
+from mung.diarization.models import load_segmentation
 from mung.diarization.naming import NamingConfig, name_profiles, rename, speech_profiles, window_profiles
 from mung.diarization.overlap import (
     LocalEmbedder,
@@ -40,7 +41,6 @@ from mung.diarization.overlapped import (
 )
 from mung.diarization.resegment import ResegmentConfig, resegment
 from mung.diarization.rttm import Diarization
-from mung.diarization.segmentation import SegmentationModel
 from mung.diarization.uisrnn import check_compatible, load_model
 from mung.diarization.vad import VADConfig, detect_speech
 from mung.diarization.windows import WindowConfig, sliding_windows
@@ -175,10 +175,10 @@ class Diarizer:
         self.detector: OverlapDetector | None = None
         seg = self.config.segmentation
         if segmenter is not None or seg.local:
-            segmenter = segmenter or SegmentationModel.load(seg.model)
+            segmenter = segmenter or load_segmentation(seg.model)
             self.local = LocalEmbedder(segmenter, self.encoder, seg)
         elif seg.enabled:
-            self.detector = SegmentationModel.load(seg.model)
+            self.detector = load_segmentation(seg.model)
         # overlap detection's thread lives as long as the diarizer: a new one per recording got a
         # new malloc arena each time, and a 20-file batch grew to 1 GB (720 MB without the thread)
         self._overlap_thread = (ThreadPoolExecutor(1, thread_name_prefix="overlap")

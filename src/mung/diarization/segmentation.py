@@ -260,11 +260,15 @@ class SegmentationModel:
     @property
     def num_frames(self) -> int:
         """Output frames per full chunk."""
-        return num_frames(self.chunk_samples)
+        return self.frames(self.chunk_samples)
+
+    def frames(self, samples: int) -> int:
+        """Output frames for a chunk of ``samples``."""
+        return num_frames(samples)
 
     def frame_times(self, samples: int | None = None) -> np.ndarray:
         """Centre time (s) of each output frame of a chunk of ``samples`` (default: a full chunk)."""
-        return np.arange(num_frames(samples or self.chunk_samples)) * self.frame_step
+        return np.arange(self.frames(samples or self.chunk_samples)) * self.frame_step
 
     @property
     def local_speakers(self) -> bool:
@@ -288,10 +292,13 @@ class SegmentationModel:
         out = []
         with torch.inference_mode():
             for i in range(0, len(chunks), batch_size):
-                logits = self.net(torch.from_numpy(chunks[i : i + batch_size]))
-                out.append(torch.softmax(logits, -1).numpy())
+                out.append(self._probabilities(torch.from_numpy(chunks[i : i + batch_size])))
         return (np.concatenate(out) if out
-                else np.zeros((0, num_frames(chunks.shape[1]), OUTPUTS[self.spec.output]), np.float32))
+                else np.zeros((0, self.frames(chunks.shape[1]), OUTPUTS[self.spec.output]), np.float32))
+
+    def _probabilities(self, chunks: torch.Tensor) -> np.ndarray:
+        """``[B, samples]`` → ``[B, frames, classes]`` class probabilities."""
+        return torch.softmax(self.net(chunks), -1).numpy()
 
     def overlap_from(self, probs: np.ndarray) -> np.ndarray:
         """``[..., classes]`` output probabilities → ``[...]`` probability that two speakers talk
@@ -346,9 +353,9 @@ class SegmentationModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike = "default") -> SegmentationModel:
-        """Load ``path`` (or ``"default"``: the model shipped in the package). A file of another
+        """Load ``path`` (or ``"default"`` / ``"mung"``: the model shipped in the package). A file of another
         kind or with metadata this code cannot run raises :class:`MungError`."""
-        path = default_path() if str(path) == "default" else Path(path)
+        path = default_path() if str(path) in ("default", "mung") else Path(path)
         spec = _check_spec(path, read_meta(path))
         state, meta = checkpoint.load(path, WHAT)
         net = SegmentationNet(spec)

