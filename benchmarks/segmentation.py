@@ -1,17 +1,19 @@
-"""Segmentation model alone on ../shared/data/diarization (evaluation only; never trained on):
-frame-level speech detection and overlapped-speech detection against the reference RTTMs.
+"""Segmentation model alone on ../shared/data/diarization (evaluation only; pyannote's model was trained on
+AMI's training meetings, most excerpts' source): frame-level speech and overlapped-speech detection
+against the reference RTTMs.
 
-Each file is cut into consecutive 5-s chunks (the last one zero-padded); a frame counts as speech
-when the most likely class (powerset, or speaker count) has one or two speakers, as overlap when it
-has two. The overlap columns "AP" and "@thr" score what the diarization's overlap mode uses: the
-overlap probability from chunks every 2 s, averaged per frame (average precision over all
-thresholds; precision / recall at the model's own threshold). The
-reference at a frame (40 ms step, centre time) is the number of reference speakers talking there,
-inside the UEM. No collar. Local speaker identities are not scored here (they are linked across
-chunks by the diarization pipeline). CPU RTF: process CPU time of the model (one torch thread) per
-second of audio, one pass of non-overlapping chunks (CPU time, not wall time: the machine is shared).
+Each file is cut into consecutive chunks (5 s for mung's model, 10 s for pyannote's; the last one
+zero-padded); a frame counts as speech when the most likely class (powerset, or speaker count) has
+one or two speakers, as overlap when it has two. The overlap columns "AP" and "@thr" score what the
+diarization's overlap mode uses: the overlap probability from chunks every 2 s, averaged per frame
+(average precision over all thresholds; precision / recall at the model's own threshold). The
+reference at a frame (the model's step, centre time) is the number of reference speakers talking
+there, inside the UEM. No collar. Local speaker identities are not scored here (they are linked
+across chunks by the diarization pipeline). CPU RTF: process CPU time of the model (one torch
+thread) per second of audio, one pass of non-overlapping chunks (CPU time, not wall time: the
+machine is shared).
 
-    python benchmarks/segmentation.py [--model default|FILE] [--sets ami-excerpts,sim-dev]
+    python benchmarks/segmentation.py [--model default|pyannote|mung|FILE] [--sets ami-excerpts,sim-dev]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from mung import audio
+from mung.diarization.models import load_segmentation
 from mung.diarization.overlapped import detect_overlap
 from mung.diarization.rttm import read_rttm, read_uem
 from mung.diarization.segmentation import SegmentationModel
@@ -36,15 +39,20 @@ SETS = ["ami-excerpts", "real-conversations", "sim-dev"]
 
 
 def hard_counts(model: SegmentationModel, wav: np.ndarray) -> np.ndarray:
-    """Active local speakers per output frame over the whole file (consecutive chunks)."""
+    """Active local speakers per output frame over the whole file (consecutive chunks; each
+    frame of a chunk goes to the nearest frame of the file's grid, so models whose frames do
+    not tile a chunk exactly, like pyannote's 589 per 10 s, do not drift)."""
     n = model.chunk_samples
     chunks = np.zeros((max(1, -(-len(wav) // n)), n), np.float32)
     chunks.reshape(-1)[: len(wav)] = wav
-    counts = model.infer_count(chunks).reshape(-1)
+    counts = model.infer_count(chunks)
     frames = int(np.ceil(len(wav) / (model.frame_step * model.sample_rate)))
-    per_chunk = model.num_frames
-    step = round(n / (model.frame_step * model.sample_rate))  # frames per chunk without the edge frame
-    return np.concatenate([counts[i * per_chunk : i * per_chunk + step] for i in range(len(chunks))])[:frames]
+    out = np.zeros(frames, np.int64)
+    for i, chunk in enumerate(counts):
+        idx = np.round((i * n / model.sample_rate + model.frame_times()) / model.frame_step).astype(int)
+        keep = idx < frames
+        out[idx[keep]] = chunk[keep]
+    return out
 
 
 def reference_counts(turns, times: np.ndarray) -> np.ndarray:
@@ -146,7 +154,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = SegmentationModel.load(args.model)
+    model = load_segmentation(args.model)
     print_table({name: score_set(model, name) for name in args.sets.split(",")})
 
 

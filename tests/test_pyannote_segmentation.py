@@ -47,8 +47,10 @@ def test_shapes_frame_times_and_short_chunks(model):
         raw = model.net(torch.from_numpy(chunks)[:, None]).exp().numpy()
     where = 100 - CENTRE_SAMPLES / FRAME_SAMPLES  # frame 100 lies between network frames 98 and 99
     frac = where - np.floor(where)
-    assert np.allclose(probs[:, 100], raw[:, 98] * (1 - frac) + raw[:, 99] * frac, atol=1e-6)
-    assert np.allclose(probs[:, 0], raw[:, 0])
+    assert np.allclose(probs[:, 100], raw[:, 98] * (1 - frac) + raw[:, 99] * frac, atol=1e-4)
+    assert np.allclose(probs[:, 0], raw[:, 0], atol=1e-4)  # ONNX Runtime against torch
+    eager = PyannoteSegmentation(backend="torch")
+    assert eager.session is None and np.allclose(eager.infer_powerset(chunks), probs, atol=1e-4)
     assert model.infer(chunks[:, :500]).shape == (2, 2, 3)  # shorter than a frame: padded
     assert model.infer(np.zeros((0, 160000), np.float32)).shape == (0, 589, 3)
 
