@@ -32,7 +32,7 @@ def test_default_is_pyannote_and_mung_is_still_there(model):
     assert isinstance(load_segmentation("pyannote"), PyannoteSegmentation)
     mine = load_segmentation("mung")
     assert type(mine) is SegmentationModel and mine.spec.chunk_seconds == 5.0
-    assert model.overlap_threshold == 0.5 and mine.overlap_threshold != 0.5
+    assert model.overlap_threshold == 0.3 and mine.overlap_threshold > 0.3
 
 
 def test_shapes_frame_times_and_short_chunks(model):
@@ -57,15 +57,15 @@ def test_shapes_frame_times_and_short_chunks(model):
 
 def test_finds_most_of_the_overlap_of_a_real_meeting(model):
     """EN2009b (an AMI training meeting, which pyannote's model was trained on: this shows that
-    the model runs as it should, not how well it generalises). Measured: precision 0.87, recall
-    0.65 at the threshold (mung's own model: 1.0, 0.20)."""
+    the model runs as it should, not how well it generalises). Measured: precision 0.80, recall
+    0.70 at the threshold (mung's own model: 1.0, 0.20)."""
     wav = audio.load(AMI / f"{URI}.ogg")
     p = detect_overlap(model, wav, 2.0)
     ref = read_rttm(AMI / "ami-excerpts.rttm")[URI]
     truth = speakers_per_frame(ref, 0.0, 30.0, frame=model.frame_step)[: len(p)] >= 2
     found = p[: len(truth)] > model.overlap_threshold
     hits = (found & truth).sum()
-    assert hits / found.sum() > 0.7 and hits / truth.sum() > 0.5, (hits / found.sum(), hits / truth.sum())
+    assert hits / found.sum() > 0.65 and hits / truth.sum() > 0.5, (hits / found.sum(), hits / truth.sum())
 
 
 def test_cannot_be_saved_or_fine_tuned(model, capsys, tmp_path):
