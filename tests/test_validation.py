@@ -84,6 +84,14 @@ def test_negative_threshold_option_is_refused_before_work(tmp_path, capsys, opti
     assert not (tmp_path / "o").exists()
 
 
+def test_overlap_step_must_be_positive(tmp_path, capsys):
+    wav = data_dir("diarization", "ami-excerpts", f"{AMI}.ogg")
+    code, _, err = run_cli(capsys, "diarize", wav, "--overlap-step", "0", "--out", tmp_path / "o")
+    assert code == 1 and err.count("\n") == 1
+    assert "The 'segmentation.overlap_step' parameter must be a float in (0, inf). Got 0.0" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("device, message", [
     ("banana", "device: one of auto, cpu, cuda, cuda:N, mps; got 'banana'"),
     ("cuda", "device 'cuda': "),

@@ -75,7 +75,8 @@ class SegmentationConfig(Config):
       trained); ``min_overlap``: shorter
       overlapped regions are ignored; ``overlap_step``: between chunk starts in this mode (2 s
       gave the same DER as 1 s on the three dev sets with mung's 5-s model, within 0.08 points,
-      at 40 % of its cost; pyannote's 10-s chunks every 5 s instead of 2 s: AMI 10.91 → 11.78 %).
+      at 40 % of its cost; pyannote's 10-s chunks every 5 s instead of 2 s, at threshold 0.5:
+      AMI 10.91 → 11.78 %).
     - ``step``: between chunk starts (local mode). ``embed_step``: between the chunks whose local speakers are
       embedded (a multiple of ``step``); the local speakers of other chunks take the global speaker
       of the embedded local speaker whose activity they match best in a chunk at most
