@@ -150,12 +150,22 @@ def test_second_speaker_is_the_nearest_other_speaker_in_time():
     turns = [Turn(0.0, 4.0, "A"), Turn(4.0, 6.0, "B"), Turn(7.0, 10.0, "C")]
     # 3.5-4.5 s: A then B hold the floor → B is added over A's part, A over B's part;
     # 9-9.5 s inside C: B (gap 1 s) is nearer than A; 6.2-6.8 s is silence: nothing added
+    # (each added piece continues its speaker's own turn, so the two are one turn)
     out = add_second_speaker(turns, [(3.5, 4.5), (9.0, 9.5), (6.2, 6.8)], 10.0)
-    added = sorted(set(out) - set(turns), key=lambda t: t.start)
-    assert [(t.start, t.end, t.speaker) for t in added] == [
-        (3.5, 4.0, "B"), (4.0, 4.5, "A"), (9.0, 9.5, "B")]
+    assert [(t.start, t.end, t.speaker) for t in out] == [
+        (0.0, 4.5, "A"), (3.5, 6.0, "B"), (7.0, 10.0, "C"), (9.0, 9.5, "B")]
     assert add_second_speaker([Turn(0, 5, "A")], [(1.0, 2.0)], 5.0) == [Turn(0, 5, "A")]
     assert add_second_speaker(turns, [], 10.0) == sorted(turns, key=lambda t: t.start)
+
+
+def test_join_touching_joins_one_speakers_touching_turns_only():
+    from mung.diarization.overlapped import join_touching
+
+    turns = [Turn(2.0, 3.0, "A"), Turn(0.0, 1.0, "A"), Turn(1.0, 1.5, "A"), Turn(1.2, 2.5, "B"),
+             Turn(1.4, 1.45, "A"), Turn(3.0, 4.0, "B")]
+    assert join_touching(turns) == [Turn(0.0, 1.5, "A"), Turn(1.2, 2.5, "B"), Turn(2.0, 3.0, "A"),
+                                    Turn(3.0, 4.0, "B")]
+    assert join_touching([]) == []
 
 
 def test_overlapped_regions_threshold_and_min_duration():

@@ -111,4 +111,20 @@ def add_second_speaker(turns: list[Turn], regions: list[tuple[float, float]], du
         for k, name in enumerate(names)
         for s, e in zip(*runs(second == k), strict=True)
     ]
-    return sorted([*turns, *added], key=lambda t: (t.start, t.end, t.speaker))
+    return join_touching([*turns, *added])
+
+
+def join_touching(turns: list[Turn]) -> list[Turn]:
+    """``turns`` with each speaker's touching or overlapping turns joined into one (a second
+    speaker's added turn often continues that speaker's own turn), sorted by time. The speech
+    each speaker is given does not change, so neither does any score."""
+    out: list[Turn] = []
+    last: dict[str, int] = {}  # speaker -> index in out of its latest turn
+    for t in sorted(turns, key=lambda t: (t.start, t.end, t.speaker)):
+        i = last.get(t.speaker)
+        if i is not None and t.start <= out[i].end + 1e-6:
+            out[i] = Turn(out[i].start, max(out[i].end, t.end), t.speaker)
+        else:
+            last[t.speaker] = len(out)
+            out.append(t)
+    return out
