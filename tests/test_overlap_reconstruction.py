@@ -162,9 +162,10 @@ def test_join_touching_joins_one_speakers_touching_turns_only():
     from mung.diarization.overlapped import join_touching
 
     turns = [Turn(2.0, 3.0, "A"), Turn(0.0, 1.0, "A"), Turn(1.0, 1.5, "A"), Turn(1.2, 2.5, "B"),
-             Turn(1.4, 1.45, "A"), Turn(3.0, 4.0, "B")]
-    assert join_touching(turns) == [Turn(0.0, 1.5, "A"), Turn(1.2, 2.5, "B"), Turn(2.0, 3.0, "A"),
-                                    Turn(3.0, 4.0, "B")]
+             Turn(1.4, 1.45, "A"), Turn(3.0, 4.0, "B"), Turn(3.005, 3.5, "A"), Turn(4.01, 5.0, "B")]
+    # gaps under one 10-ms grid step close (2.5 → 3.0 is a pause; 3.0 → 3.005 is rounding)
+    assert join_touching(turns) == [Turn(0.0, 1.5, "A"), Turn(1.2, 2.5, "B"), Turn(2.0, 3.5, "A"),
+                                    Turn(3.0, 4.0, "B"), Turn(4.01, 5.0, "B")]
     assert join_touching([]) == []
 
 
