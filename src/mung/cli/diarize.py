@@ -293,8 +293,8 @@ def train_clustering_cmd(audio_dir: str, ref: str, out: str, config_file: str | 
 @click.option("--audio-dir", type=click.Path(), help="Real recordings to mix in (uri = file stem).")
 @click.option("--ref", type=click.Path(), help="RTTM of the --audio-dir recordings.")
 @click.option("--init", type=click.Path(),
-              help="Start from this model (fine-tune): a file, or 'mung' (= 'default' here) for the one "
-              "trained here; pyannote's cannot be fine-tuned by mung.")
+              help="Start from this model (fine-tune): a file, or 'mung' for the one trained here "
+              "(pyannote's, the default segmentation model, cannot be fine-tuned by mung).")
 @typed_options({
     "minutes": (float, "Wall-clock training budget (default 60)."),
     "lr": (float, "Peak learning rate, AdamW (default 2e-3)."),

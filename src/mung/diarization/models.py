@@ -12,9 +12,7 @@ from mung.diarization.pyannote_segmentation import NAME as PYANNOTE
 from mung.diarization.pyannote_segmentation import PyannoteSegmentation
 from mung.diarization.segmentation import SegmentationModel
 
-MUNG = "mung"
 DEFAULT = PYANNOTE
-NAMES = ("default", PYANNOTE, MUNG)
 
 
 def load_segmentation(name: str | os.PathLike = "default") -> SegmentationModel:

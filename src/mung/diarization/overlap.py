@@ -72,11 +72,10 @@ class SegmentationConfig(Config):
       simulated conversations with either model). ``overlap_threshold``: overlap probability
       above which a frame is overlapped (default: the model's own: 0.3 for pyannote's, chosen
       on simulated dev meetings; mung's, calibrated on held-out simulated chunks when it was
-      trained); ``min_overlap``: shorter
-      overlapped regions are ignored; ``overlap_step``: between chunk starts in this mode (2 s
-      gave the same DER as 1 s on the three dev sets with mung's 5-s model, within 0.08 points,
-      at 40 % of its cost; pyannote's 10-s chunks every 5 s instead of 2 s, at threshold 0.5:
-      AMI 10.91 → 11.78 %).
+      trained); ``min_overlap``: shorter overlapped regions are ignored; ``overlap_step``:
+      between chunk starts in this mode (2 s gave the same DER as 1 s on the three dev sets
+      with mung's 5-s model, within 0.08 points, at 40 % of its cost; pyannote's 10-s chunks
+      every 5 s instead of 2 s: 0.1-0.2 points worse on the simulated dev meetings).
     - ``step``: between chunk starts (local mode). ``embed_step``: between the chunks whose local speakers are
       embedded (a multiple of ``step``); the local speakers of other chunks take the global speaker
       of the embedded local speaker whose activity they match best in a chunk at most

@@ -21,6 +21,7 @@ from mung.arrays import runs
 from mung.audio import SAMPLE_RATE
 from mung.diarization.overlap import sliding_chunks
 from mung.diarization.reconstruct import chunk_mean
+from mung.diarization.resegment import merge_pieces
 from mung.diarization.rttm import Turn
 from mung.torchutil import torch_threads
 
@@ -115,17 +116,12 @@ def add_second_speaker(turns: list[Turn], regions: list[tuple[float, float]], du
 
 
 def join_touching(turns: list[Turn]) -> list[Turn]:
-    """``turns`` with each speaker's overlapping turns, or turns less than one ``GRID`` step
+    """``turns`` with each speaker's overlapping turns, or turns at most half a ``GRID`` step
     apart, joined into one (a second speaker's added turn often continues that speaker's own
-    turn; the added ones lie on the 10-ms grid), sorted by time. Each speaker gains at most the
-    gaps under 10 ms."""
-    out: list[Turn] = []
-    last: dict[str, int] = {}  # speaker -> index in out of its latest turn
-    for t in sorted(turns, key=lambda t: (t.start, t.end, t.speaker)):
-        i = last.get(t.speaker)
-        if i is not None and t.start < out[i].end + GRID - 1e-9:
-            out[i] = Turn(out[i].start, max(out[i].end, t.end), t.speaker)
-        else:
-            last[t.speaker] = len(out)
-            out.append(t)
-    return out
+    turn; added turns are rounded onto the 10-ms grid), sorted by time. Each speaker gains at
+    most those gaps of up to 5 ms."""
+    out = [Turn(s, e, name)
+           for name in {t.speaker for t in turns}
+           for s, e, _ in merge_pieces(sorted((t.start, t.end, 0) for t in turns if t.speaker == name),
+                                       GRID / 2)]
+    return sorted(out, key=lambda t: (t.start, t.end, t.speaker))

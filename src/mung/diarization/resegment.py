@@ -66,11 +66,13 @@ def smooth(pieces: list[tuple[float, float, int]], min_duration: float) -> list[
             break
         i, j = best
         pieces[i] = (pieces[i][0], pieces[i][1], pieces[j][2])
-        pieces = _merge(pieces, 0.0)
+        pieces = merge_pieces(pieces, 0.0)
     return pieces
 
 
-def _merge(pieces: list[tuple[float, float, int]], max_gap: float) -> list[tuple[float, float, int]]:
+def merge_pieces(pieces: list[tuple[float, float, int]], max_gap: float) -> list[tuple[float, float, int]]:
+    """Time-ordered ``(start, end, label)`` pieces with consecutive pieces of one label joined
+    where they overlap or lie at most ``max_gap`` seconds apart."""
     out: list[tuple[float, float, int]] = []
     for s, e, k in pieces:
         if out and out[-1][2] == k and s - out[-1][1] <= max_gap + 1e-6:
@@ -87,5 +89,5 @@ def resegment(
     config = config or ResegmentConfig()
     config.validate()
     pieces = smooth(window_turns(np.asarray(windows, np.float64), np.asarray(labels)), config.min_duration)
-    pieces = _merge(pieces, config.max_gap)
+    pieces = merge_pieces(pieces, config.max_gap)
     return [Turn(round(s, 3), round(e, 3), f"spk{k:02d}") for s, e, k in pieces if e - s > 1e-3]

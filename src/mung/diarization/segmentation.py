@@ -235,6 +235,7 @@ class SegmentationModel:
     """A loaded segmentation network with its metadata; runs on ``[B, samples]`` chunks."""
 
     frame_samples = FRAME_SAMPLES  # samples between output frames
+    trainable = True  # train-segmentation can fine-tune it (--init)
 
     def __init__(self, net: SegmentationNet, spec: SegmentationSpec, meta: dict | None = None,
                  path: Path | None = None) -> None:

@@ -30,7 +30,7 @@ import torch
 from mung import audio
 from mung.config import DEVICE, Config, Interval, Options, param
 from mung.diarization.meetings import ChunkConfig, ChunkSimulator, ReferenceChunks, SpeechBank, load_music
-from mung.diarization.pyannote_segmentation import NAME as PYANNOTE
+from mung.diarization.models import load_segmentation
 from mung.diarization.rttm import read_rttm
 from mung.diarization.segmentation import (
     FrameCounts,
@@ -225,10 +225,10 @@ def _train(speech_dir, out: Path, noise_dir, audio_dir, ref, config: Segmentatio
     t0 = time.monotonic()
     device = pick_device(config.device)
     if init:
-        if str(init) == PYANNOTE:
-            raise MungError("--init pyannote: pyannote's segmentation-3.0 cannot be fine-tuned by mung; "
-                            "start from 'mung' (the model trained here) or a file")
-        model = SegmentationModel.load(init)
+        model = load_segmentation(init)
+        if not model.trainable:
+            raise MungError(f"--init {init}: {model.meta.get('kind', 'this model')} cannot be fine-tuned by "
+                            "mung; start from 'mung' (the model trained here) or a file")
         if config.objective not in (None, model.spec.output):
             raise MungError(f"{init}: a {model.spec.output} model cannot be fine-tuned with objective "
                             f"{config.objective}")

