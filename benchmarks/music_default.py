@@ -59,6 +59,7 @@ MEMBERS = {
     "richstats-mlp": ("richstats", {"hidden": 256, "dropout": 0.5}, MLP),
     "melstats-mlp": ("melstats", {"hidden": 256, "dropout": 0.5}, MLP),
     "richstats-lr": ("richstats", {}, LINEAR),
+    "randconv-lr": ("randconv", {}, LINEAR),
 }
 KEYS = ("station_accuracy", "mood_macro_pr_auc", "mood_micro_f1@0.5", "mood_micro_f1@tuned")
 

@@ -4,7 +4,7 @@ decoding (libsndfile, Ogg Opus at 16 kHz), the mel front-end, each model, and th
 on a shared machine the wall clock mostly measures the other jobs; ``clips/s (2 free cores)``
 is ``clips / (CPU s / 2)``, what the same work gives when two cores are free.
 
-    python benchmarks/music_speed.py [--clips 180] [--out benchmarks/results/music-speed.md]
+    python benchmarks/music_speed.py [--clips 180] [--out benchmarks/results/music-speed.md] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -44,17 +44,21 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def tag_cli(files: list, repeats: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of a ``mung music tag`` process on ``files`` over ``repeats`` runs."""
-    runs = []
+def tag_cli(files: list, repeats: int, *checkpoints: list[Path]) -> list[tuple[float, float]]:
+    """Median (wall, CPU) seconds of a ``mung music tag`` process on ``files`` over ``repeats``
+    runs: with the shipped default, then with each further set of ``checkpoints``, run in turn
+    (A B A B …) so that a drifting machine slows them alike."""
+    sets: list[list[Path]] = [[], *checkpoints]
+    runs: list[list[tuple[float, float]]] = [[] for _ in sets]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "mung", "music", "tag", *map(str, files), "--format", "json",
-               "--out", str(Path(tmp) / "tags.json"), "--force"]
         for _ in range(repeats):
-            c0, w0 = _children_cpu(), time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            runs.append((time.perf_counter() - w0, _children_cpu() - c0))
-    return float(np.median([r[0] for r in runs])), float(np.median([r[1] for r in runs]))
+            for k, ckpts in enumerate(sets):
+                cmd = [sys.executable, "-m", "mung", "music", "tag", *map(str, ckpts), *map(str, files),
+                       "--format", "json", "--out", str(Path(tmp) / "tags.json"), "--force"]
+                c0, w0 = _children_cpu(), time.perf_counter()
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                runs[k].append((time.perf_counter() - w0, _children_cpu() - c0))
+    return [(float(np.median([r[0] for r in rs])), float(np.median([r[1] for r in rs]))) for rs in runs]
 
 
 def main() -> None:
@@ -63,6 +67,8 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=180)
     ap.add_argument("--repeats", type=int, default=3, help="end-to-end runs; medians are reported")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "music-speed.md"))
+    ap.add_argument("--compare", help="A folder of other checkpoints (e.g. an earlier default, from git): "
+                    "its end-to-end run is timed in turn with the shipped default's.")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds = read_dataset(args.data)
@@ -88,11 +94,15 @@ def main() -> None:
     ens = Ensemble(shipped)
     _, w, c = _timed(lambda: ens.predict_mels(mels))
     row(f"model: shipped ensemble of {len(shipped)}", w, c)
-    one_wall, one_cpu = tag_cli(files[:1], args.repeats)
-    wall, cpu = tag_cli(files, args.repeats)
+    (one_wall, one_cpu), = tag_cli(files[:1], args.repeats)
+    other = [sorted(Path(args.compare).glob("*.safetensors"))] if args.compare else []
+    (wall, cpu), *compared = tag_cli(files, args.repeats, *other)
     row(f"**end to end**: `mung music tag` {n} files → JSON (start-up included)", wall, cpu,
         f"**{n / wall:.1f}**")
-    rows.append(f"| start-up: `mung music tag` on 1 file (imports, 3 models, 1 clip) | "
+    for (w, c), ckpts in zip(compared, other, strict=True):
+        row(f"end to end, run in turn with the above: {' + '.join(p.stem for p in ckpts)} (`--compare`)",
+            w, c, f"{n / w:.1f}")
+    rows.append(f"| start-up: `mung music tag` on 1 file (imports, {len(shipped)} models, 1 clip) | "
                 f"{1000 * one_cpu:.0f} (total) | {one_wall:.1f} | – | – |")
     rows.append(f"| steady state: the other {n - 1} files (end to end minus start-up) | "
                 f"{1000 * (cpu - one_cpu) / (n - 1):.1f} | {wall - one_wall:.1f} | "

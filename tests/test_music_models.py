@@ -130,3 +130,16 @@ def test_weights_saved_before_the_shared_blocks_load_and_compute_the_same():
     x = torch.randn(2, 1, 128, 64)
     with torch.no_grad():
         assert torch.allclose(new(x)["station"], again(x)["station"], atol=1e-6)
+
+
+def test_random_convolutions_come_from_the_seed_and_stay_untrained(batch):
+    x, y = batch
+    a, b, c = (build({"name": "randconv", "kwargs": {"seed": s}, "heads": {"station": 4}}) for s in (0, 0, 1))
+    filters = [m.backbone.banks[0].weight.clone() for m in (a, b, c)]
+    assert torch.equal(filters[0], filters[1]) and not torch.allclose(filters[0], filters[2])
+    before = a.backbone.banks.state_dict()
+    _overfit(a, x, y, steps=3)
+    assert all(torch.equal(v, a.backbone.banks.state_dict()[k]) for k, v in before.items())
+    with torch.no_grad():  # a clip shorter than the widest filter still gives finite statistics
+        feats = a.eval().backbone.features(x[:, :, :, :5])
+    assert feats.shape == (len(x), 3 * 64 * len(a.backbone.banks)) and torch.isfinite(feats).all()

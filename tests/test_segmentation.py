@@ -39,7 +39,7 @@ from mung.errors import MungError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mung"
 DEMO = SRC / "data" / "demo_ami_EN2001a.ogg"
-MUSIC_MODEL = SRC / "music" / "weights" / "melstats-mlp.safetensors"  # a mung file of another kind
+MUSIC_MODEL = SRC / "music" / "weights" / "richstats-mlp.safetensors"  # a mung file of another kind
 
 
 def _labels(rng: np.random.Generator, frames: int) -> np.ndarray:

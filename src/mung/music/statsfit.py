@@ -131,7 +131,9 @@ def fit_member(spec: dict, feats: CropFeatures, ys: np.ndarray, ym: np.ndarray, 
                ) -> torch.nn.Module:
     """A stats ``MusicNet`` fitted on ``feats``: linear heads by L-BFGS (``setting``:
     ``station_wd``, ``mood_wd``) or, with ``epochs`` in ``setting``, the hidden layer by
-    :func:`fit_mlp` (``weight_decay``, ``seed``)."""
+    :func:`fit_mlp` (``weight_decay``, ``seed``). The seed also draws the initial weights, so a
+    member fitted by any script, in any order, is the same."""
+    torch.manual_seed(setting.get("seed", 0))
     model = build(spec)
     if "epochs" in setting:
         return fit_mlp(model, feats, ys, ym, setting["epochs"], setting["weight_decay"],

@@ -6,8 +6,18 @@ function ``fn(kwargs, heads, aux) -> nn.Module`` (usually :func:`backbone_model`
 
 from __future__ import annotations
 
-from mung.music.models import attention, crnn, melstats, resnext, rexnet, richstats, speakernet, speakernet1d
+from mung.music.models import (
+    attention,
+    crnn,
+    melstats,
+    randconv,
+    resnext,
+    rexnet,
+    richstats,
+    speakernet,
+    speakernet1d,
+)
 from mung.music.models.base import Backbone, MusicNet, backbone_model, build
 
-__all__ = ["Backbone", "MusicNet", "attention", "backbone_model", "build", "crnn", "melstats", "resnext",
-           "rexnet", "richstats", "speakernet", "speakernet1d"]
+__all__ = ["Backbone", "MusicNet", "attention", "backbone_model", "build", "crnn", "melstats", "randconv",
+           "resnext", "rexnet", "richstats", "speakernet", "speakernet1d"]

@@ -34,20 +34,20 @@ def cached(cache: dict | None, key: tuple, compute: Callable[[], torch.Tensor]) 
     return cache[key]
 
 
-class MelStats(Backbone):
-    def __init__(self, n_mels: int = 128, hidden: int = 0, n_ceps: int = 20, bands: int = 16,
-                 mod_bins: int = 12, frame_rate: float = 31.25):
+class StatsBackbone(Backbone):
+    """A backbone whose input is summarised into one fixed vector of clip statistics
+    (:meth:`_statistics`), standardised by a non-affine batch norm and read by a linear head
+    (``hidden=0``: a logistic regression, fitted directly by :mod:`mung.music.statsfit`) or one
+    small layer. The statistics are kept in an ensemble's per-batch cache under
+    :attr:`stats_key`, so members that share them compute them once."""
+
+    stats_key: tuple
+
+    def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Identity()
         self.stages = nn.ModuleList()
         self.stage_channels = []
-        self.bands, self.mod_bins, self.frame_rate = bands, mod_bins, frame_rate
-        self.register_buffer("dct", _dct_matrix(n_mels, n_ceps), persistent=False)
-        self.register_buffer("mod_edges", torch.logspace(math.log10(0.1), math.log10(15.0), mod_bins + 1),
-                             persistent=False)
-        self.iu = torch.triu_indices(n_ceps, n_ceps)
-        self.stats_key: tuple = ("melstats", n_mels, n_ceps, bands, mod_bins, frame_rate)
-        self._head(4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins, hidden)
 
     def _head(self, dim: int, hidden: int) -> None:
         """Standardisation of the ``dim`` statistics and the optional hidden layer."""
@@ -61,10 +61,28 @@ class MelStats(Backbone):
         return self._out
 
     def features(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
-        """``[B, 1, M, T]`` → ``[B, D]`` hand-crafted statistics; kept in ``cache`` (if given)
-        under :attr:`stats_key`, so the members of an ensemble that share them compute them once
-        per batch."""
+        """``[B, 1, M, T]`` → ``[B, D]`` statistics; kept in ``cache`` (if given) under
+        :attr:`stats_key`."""
         return cached(cache, self.stats_key, lambda: self._statistics(x))
+
+    def _statistics(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, hook=None, cache: dict | None = None) -> torch.Tensor:
+        return self.mlp(self.norm(self.features(x, cache)))
+
+
+class MelStats(StatsBackbone):
+    def __init__(self, n_mels: int = 128, hidden: int = 0, n_ceps: int = 20, bands: int = 16,
+                 mod_bins: int = 12, frame_rate: float = 31.25):
+        super().__init__()
+        self.bands, self.mod_bins, self.frame_rate = bands, mod_bins, frame_rate
+        self.register_buffer("dct", _dct_matrix(n_mels, n_ceps), persistent=False)
+        self.register_buffer("mod_edges", torch.logspace(math.log10(0.1), math.log10(15.0), mod_bins + 1),
+                             persistent=False)
+        self.iu = torch.triu_indices(n_ceps, n_ceps)
+        self.stats_key = ("melstats", n_mels, n_ceps, bands, mod_bins, frame_rate)
+        self._head(4 * n_mels + 2 * n_ceps + self.iu.shape[1] + bands * mod_bins, hidden)
 
     def _statistics(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, 0]
@@ -84,10 +102,6 @@ class MelStats(Backbone):
         mod = torch.log1p((spec @ onehot.to(spec.dtype)) / counts).flatten(1)
         return torch.cat([x.mean(-1), x.std(-1), d.abs().mean(-1), d.std(-1), ceps.mean(-1), ceps.std(-1),
                           cov, mod], dim=1)
-
-    def forward(self, x: torch.Tensor, hook=None, cache: dict | None = None) -> torch.Tensor:
-        return self.mlp(self.norm(self.features(x, cache)))
-
 
 @register("music_model", "melstats")
 def melstats(kwargs: dict, heads: dict[str, int], aux: dict | None = None) -> MusicNet:
