@@ -1,6 +1,7 @@
 """Build (and re-build) the shipped default music model, printing how it was chosen.
 
-For each hand-crafted member (``melstats``, ``richstats``, linear heads fitted by L-BFGS):
+For each statistics member (the hand-crafted ``melstats`` and ``richstats``, and ``randconv``'s
+untrained random convolutions; linear heads fitted by L-BFGS, or one hidden layer):
 features of every clip once, weight decay per task picked by 5-fold artist-disjoint
 cross-validation on the **train** split (``artists.csv``), mood threshold tuned on the
 out-of-fold scores; then fitted on all of train and scored on val, which took no part in any
@@ -13,7 +14,7 @@ out-of-fold ensemble (plus each fold-less network that raises the val score), ``
 the named one, and writes it to ``--weights`` (fp16 safetensors; each file's metadata holds the
 ensemble's val metrics).
 
-    python benchmarks/music_default.py [--net /tmp/music-runs/cnn60cv] [--ship auto|richstats-lr+cnn60cv]
+    python benchmarks/music_default.py [--net /tmp/music-runs/cnn60cv] [--ship auto|richstats-mlp+randconv-lr]
     python benchmarks/music_default.py --restamp   # the stored val metrics only, after a front-end change
 """
 
