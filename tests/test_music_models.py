@@ -143,3 +143,5 @@ def test_random_convolutions_come_from_the_seed_and_stay_untrained(batch):
     with torch.no_grad():  # a clip shorter than the widest filter still gives finite statistics
         feats = a.eval().backbone.features(x[:, :, :, :5])
     assert feats.shape == (len(x), 3 * 64 * len(a.backbone.banks)) and torch.isfinite(feats).all()
+    with pytest.raises(MungError, match="does not fit"):  # 50-bin filters on 32 pooled bins: one line
+        build({"name": "randconv", "kwargs": {"n_mels": 64}, "heads": {"station": 4}})
