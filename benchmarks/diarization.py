@@ -139,7 +139,7 @@ def oracle_segmentation(refs, files: list[Path]) -> dict:
     from mung.diarization.pipeline import Diarizer
     from mung.diarization.segmentation import SegmentationModel
 
-    model = SegmentationModel.load("default")
+    model = SegmentationModel.load("mung")  # mung's 5-s chunks: the oracle rows' frame grid
     seg = ReferenceSegmenter(model, model.num_frames)
     diarizer = Diarizer(segmenter=seg)
     out = {}

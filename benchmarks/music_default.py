@@ -75,6 +75,11 @@ def _features(name: str, model, tracks, cache: MelCache, folder: Path, split: st
     return f
 
 
+def average(members: list[dict]) -> dict:
+    """The equal-weight ensemble of members' ``{"station", "mood"}`` probabilities."""
+    return {t: np.mean([p[t] for p in members], 0) for t in ("station", "mood")}
+
+
 def _row(name: str, m: dict) -> str:
     return f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in KEYS) + " |"
 
@@ -149,12 +154,12 @@ def main() -> None:
     names, member_val, scored = list(val_probs), {}, []
     for k in range(1, len(names) + 1):
         for combo in itertools.combinations(names, k):
-            pv = {t: np.mean([val_probs[n][t] for n in combo], 0) for t in ("station", "mood")}
+            pv = average([val_probs[n] for n in combo])
             thr = float(np.mean([models[n][2] for n in combo]))
             m = station_metrics(ys_va, pv["station"]) | mood_metrics(ym_va, pv["mood"], data.moods, thr)
             cv = ""
             if all(n in oof for n in combo):
-                po = {t: np.mean([oof[n][t] for n in combo], 0) for t in ("station", "mood")}
+                po = average([oof[n] for n in combo])
                 c = oof_scores(ys, ym, po, [])
                 cv = f" {c['station_accuracy']:.3f} | {c['mood_macro_pr_auc']:.3f} |"
                 scored.append((c["station_accuracy"] + c["mood_macro_pr_auc"], combo))
@@ -166,7 +171,7 @@ def main() -> None:
         chosen = list(max(scored)[1])
         for net in [n for n in args.net if Path(n).name not in oof]:  # no folds: kept if it raises val
             def val_sum(c):
-                pv = {t: np.mean([val_probs[n][t] for n in c], 0) for t in ("station", "mood")}
+                pv = average([val_probs[n] for n in c])
                 m = station_metrics(ys_va, pv["station"]) | mood_metrics(ym_va, pv["mood"], data.moods)
                 return m["station_accuracy"] + m["mood_macro_pr_auc"]
             if val_sum(chosen + [Path(net).name]) > val_sum(chosen):

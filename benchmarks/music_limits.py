@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from music_default import MEMBERS, _features
+from music_default import MEMBERS, _features, average
 
 from mung.music.data import MelCache, encode, read_dataset
 from mung.music.ensemble import Ensemble
 from mung.music.features import MelConfig
-from mung.music.metrics import mood_metrics, station_metrics
 from mung.music.models import build
-from mung.music.statsfit import artist_folds, cross_validate, fit_member, predict_features
+from mung.music.statsfit import artist_folds, cross_validate, fit_member, oof_scores, predict_features
 from mung.outputs import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +36,8 @@ FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 def scores(ys: np.ndarray, ym: np.ndarray, probs: dict) -> str:
-    moods = [str(i) for i in range(ym.shape[1])]
-    m = station_metrics(ys, probs["station"]) | mood_metrics(ym, probs["mood"], moods)
+    m = oof_scores(ys, ym, probs, [])
     return f"{m['station_accuracy']:.3f} | {m['mood_macro_pr_auc']:.3f}"
-
-
-def mean_probs(members: list[dict]) -> dict:
-    return {t: np.mean([p[t] for p in members], 0) for t in ("station", "mood")}
 
 
 def main() -> None:
@@ -62,7 +56,8 @@ def main() -> None:
     heads = {"station": len(data.stations), "mood": len(data.moods)}
 
     def features(kind: str, kwargs: dict, split: str, tracks: list):
-        name = kind + "".join(f"-{k}{v}" for k, v in kwargs.items() if k in ("seed",))
+        # seed 0 (the default) reads the features music_default.py cached for the shipped member
+        name = f"{kind}-seed{kwargs['seed']}" if kwargs.get("seed") else kind
         return _features(name, build({"name": kind, "kwargs": kwargs, "heads": heads}).eval(), tracks, cache,
                          folder, split)
 
@@ -103,8 +98,8 @@ def main() -> None:
         pv = predict_features(fit_member(sp, f_t, ys, ym, rand_setting), f_v, len(val))
         lines.append(f"| `randconv-lr`, seed {seed} | {scores(ys, ym, oof)} | {scores(ys_va, ym_va, pv)} |")
         print(lines[-1], flush=True)
-        ens_oof = mean_probs([o for o, _ in others] + [oof])
-        ens_val = mean_probs([v for _, v in others] + [pv])
+        ens_oof = average([o for o, _ in others] + [oof])
+        ens_val = average([v for _, v in others] + [pv])
         lines.append(f"| shipped ensemble with seed {seed} | {scores(ys, ym, ens_oof)} | "
                      f"{scores(ys_va, ym_va, ens_val)} |")
         print(lines[-1], flush=True)

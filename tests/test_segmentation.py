@@ -203,7 +203,7 @@ def test_batches_from_worker_processes_are_reproducible(small_bank, tmp_path, on
 
 
 def test_shipped_model_runs_on_a_real_clip():
-    model = SegmentationModel.load("default")
+    model = SegmentationModel.load("mung")
     assert (model.sample_rate, model.spec.chunk_seconds, model.spec.n_speakers) == (16000, 5.0, 3)
     wav = audio.load(DEMO, duration=10.0)
     chunks = wav.reshape(2, -1)

@@ -355,10 +355,11 @@ class SegmentationModel:
         return cls(SegmentationNet(spec), spec)
 
     @classmethod
-    def load(cls, path: str | os.PathLike = "default") -> SegmentationModel:
-        """Load ``path`` (or ``"default"`` / ``"mung"``: the model shipped in the package). A file of another
-        kind or with metadata this code cannot run raises :class:`MungError`."""
-        path = default_path() if str(path) in ("default", "mung") else Path(path)
+    def load(cls, path: str | os.PathLike = "mung") -> SegmentationModel:
+        """Load ``path`` (or ``"mung"``: the model trained here and shipped in the package; which
+        model ``default`` means is :func:`mung.diarization.models.load_segmentation`'s to say). A
+        file of another kind or with metadata this code cannot run raises :class:`MungError`."""
+        path = default_path() if str(path) == "mung" else Path(path)
         spec = _check_spec(path, read_meta(path))
         state, meta = checkpoint.load(path, WHAT)
         net = SegmentationNet(spec)
